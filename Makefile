@@ -1,0 +1,59 @@
+# tf_rmi: every target creates or reuses the local virtualenv .venv.
+PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+DATASET ?= shapes
+DATA_ROOT ?= data/raw
+OUT ?= data/tfrecords
+SPLITS ?=
+MODEL ?= RMI
+WEIGHTS ?= deeplab
+TRUNK ?=
+ITERS ?=
+RUN ?= runs/$(DATASET)_$(MODEL)_$(WEIGHTS)
+SPLIT ?= val
+CKPT ?= $(RUN)
+PRETRAINED ?=
+CRF ?= 0
+EXPORT_DIR ?= exports/$(notdir $(RUN))
+PYTEST_ARGS ?=
+
+.PHONY: venv test demo preprocess train eval export bench clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+test: venv
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+demo: venv
+	$(PY) -m tf_rmi.demo
+
+preprocess: venv
+	$(PY) -m preprocess.build_data --dataset=$(DATASET) --data_root=$(DATA_ROOT) \
+	  --output_dir=$(OUT) $(if $(SPLITS),--splits=$(SPLITS),)
+
+train: venv
+	$(PY) -m tf_rmi.train --dataset=$(DATASET) --tfrecord_dir=$(OUT) --model=$(MODEL) \
+	  --weights=$(WEIGHTS) --run_dir=$(RUN) $(if $(TRUNK),--trunk=$(TRUNK),) \
+	  $(if $(ITERS),--iterations=$(ITERS),) $(if $(PRETRAINED),--pretrained=$(PRETRAINED),)
+
+eval: venv
+	$(PY) -m tf_rmi.evaluate --checkpoint=$(CKPT) --split=$(SPLIT) --tfrecord_dir=$(OUT) \
+	  $(if $(filter 1 yes true,$(CRF)),--crf,)
+
+export: venv
+	$(PY) -m tf_rmi.export --checkpoint=$(CKPT) --output_dir=$(EXPORT_DIR)
+
+bench: venv
+	$(PY) -m benchmarks.run_benchmarks
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,16 @@
+"""tf_rmi: referring image segmentation with Recurrent Multimodal Interaction.
+
+A TensorFlow 2 / Keras 3 reimplementation of Liu et al., "Recurrent Multimodal
+Interaction for Referring Image Segmentation" (ICCV 2017), faithful to the
+authors' TensorFlow 1.2.1 release.
+"""
+__version__ = "0.1.0"
+
+
+def load_original_checkpoint(*args, **kwargs):
+    """Builds a model and loads an original-release TF1 snapshot into it.
+
+    See `tf_rmi.models.weights.load_original_checkpoint`.
+    """
+    from tf_rmi.models.weights import load_original_checkpoint as _load
+    return _load(*args, **kwargs)

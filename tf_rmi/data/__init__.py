@@ -1,0 +1,1 @@
+"""Data: text, images, TFRecord schema, dataset readers, input pipelines."""

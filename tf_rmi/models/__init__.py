@@ -1,0 +1,1 @@
+"""Models: trunks, the multimodal head, and weight import."""
