@@ -264,32 +264,37 @@ class ResNet101Trunk(keras.layers.Layer):
         self.has_factor = bool(has_factor)
         self.output_channels = RESNET101_FILTERS[-1]
         self.output_stride = OUTPUT_STRIDE
-        self.conv1 = ConvBN(3, RESNET101_FILTERS[0], 7, stride=2, has_factor=self.has_factor,
-                            conv_name="conv1", bn_name="bn_conv1", name="group_1",
-                            trainable=False)
-        self.blocks = []
+        # Sub-layers are plain attributes named as the original scopes: Keras 3 lists of
+        # layers are not tracked by tf.train.Checkpoint, attributes are.
+        self.group_1 = ConvBN(3, RESNET101_FILTERS[0], 7, stride=2, has_factor=self.has_factor,
+                              conv_name="conv1", bn_name="bn_conv1", name="group_1",
+                              trainable=False)
+        block_names = []
         in_channels = RESNET101_FILTERS[0]
         for group_index, (count, out_channels, (stride, rate)) in enumerate(
                 zip(RESNET101_UNITS, RESNET101_FILTERS[1:], RESNET101_GROUP_STRIDE_RATE)):
             group = group_index + 2
             for i in range(count):
-                self.blocks.append(Bottleneck(
+                name = f"group_{group}_{i}"
+                setattr(self, name, Bottleneck(
                     in_channels, out_channels, stride=stride if i == 0 else 1, rate=rate,
-                    has_factor=self.has_factor, name=f"group_{group}_{i}", trainable=False))
+                    has_factor=self.has_factor, name=name, trainable=False))
+                block_names.append(name)
                 in_channels = out_channels
+        self.block_names = tuple(block_names)
 
     def build(self, input_shape=None):
         if input_shape is not None and input_shape[-1] not in (None, 3):
             raise ValueError(f"ResNet101Trunk takes 3-channel BGR images, got input shape "
                              f"{tuple(input_shape)}")
-        self.conv1.build((None, None, None, 3))
+        self.group_1.build((None, None, None, 3))
         for block in self.blocks:
             block.build((None, None, None, block.in_channels))
         self.built = True
 
     def stem(self, images):
         """`group_1`: conv1 + bn_conv1 + ReLU + 3x3/2 max-pool. `[N,H,W,3] -> [N,ceil(H/4),ceil(W/4),64]`."""
-        x = tf.nn.relu(self.conv1(images))
+        x = tf.nn.relu(self.group_1(images))
         return tf.nn.max_pool2d(x, ksize=3, strides=2, padding="SAME")
 
     def call(self, images):
@@ -300,12 +305,16 @@ class ResNet101Trunk(keras.layers.Layer):
         # with one, so the output is unchanged.
         return x
 
+    @property
+    def blocks(self) -> list:
+        """The 33 bottleneck units in order (group_2_0 ... group_5_2)."""
+        return [getattr(self, name) for name in self.block_names]
+
     def block(self, name: str) -> Bottleneck:
         """The bottleneck unit named `group_<g>_<i>`."""
-        for block in self.blocks:
-            if block.name == name:
-                return block
-        raise KeyError(f"No unit {name!r}; units are group_2_0..group_5_2")
+        if name not in self.block_names:
+            raise KeyError(f"No unit {name!r}; units are group_2_0..group_5_2")
+        return getattr(self, name)
 
     def original_variables(self) -> dict:
         """`{original name without 'DeepLab/' or 'ResNet/': variable}` (Keras variables backed
@@ -314,7 +323,7 @@ class ResNet101Trunk(keras.layers.Layer):
         and `.../factor` when built with `has_factor`."""
         if not self.built:
             self.build((None, None, None, 3))
-        names = {f"group_1/{key}": var for key, var in self.conv1.named_variables().items()}
+        names = {f"group_1/{key}": var for key, var in self.group_1.named_variables().items()}
         for block in self.blocks:
             for key, var in block.named_variables().items():
                 names[f"{block.name}/{key}"] = var
@@ -354,10 +363,14 @@ class SmallTrunk(keras.layers.Layer):
         # (name, kernel size, stride, output channels)
         self._specs = (("conv1", 3, 2, self.width), ("conv2", 3, 2, 2 * self.width),
                        ("conv3", 3, 2, 4 * self.width), ("conv4", 1, 1, 8 * self.width))
-        self.convs = [keras.layers.Conv2D(out, k, strides=s, padding="same", name=name,
-                                          kernel_initializer="glorot_uniform",
-                                          bias_initializer="zeros", activation="relu")
-                      for name, k, s, out in self._specs]
+        for name, k, s, out in self._specs:
+            setattr(self, name, keras.layers.Conv2D(
+                out, k, strides=s, padding="same", name=name, activation="relu",
+                kernel_initializer="glorot_uniform", bias_initializer="zeros"))
+
+    @property
+    def convs(self) -> list:
+        return [getattr(self, spec[0]) for spec in self._specs]
 
     def build(self, input_shape=None):
         if input_shape is not None and input_shape[-1] not in (None, 3):
