@@ -57,6 +57,40 @@ def test_skimage_resize_matches_per_pixel_reference(in_shape, out_shape):
     np.testing.assert_allclose(got, reference_resize(image, *out_shape), rtol=0, atol=1e-12)
 
 
+# Golden values printed by scikit-image 0.13.1 (numpy 1.13.3, Python 3.6):
+# skimage.transform.resize(image, shape, mode='constant') and img_as_ubyte.
+GOLDEN_IMAGE = np.array([[12, 200, 37, 90, 255], [0, 64, 128, 33, 7],
+                         [250, 19, 77, 140, 66], [5, 180, 222, 99, 43]], np.uint8)
+GOLDEN_DOWN_7x3 = np.array([
+    [0.23006535947712486, 0.11400560224089652, 0.61624649859943925],
+    [0.21811391223155957, 0.27254901960784345, 0.52614379084967233],
+    [0.0985994397759104, 0.47647058823529398, 0.1130718954248367],
+    [0.38104575163398702, 0.40196078431372517, 0.20849673202614435],
+    [0.64771241830065429, 0.34257703081232438, 0.34743230625583665],
+    [0.40196078431372556, 0.66750700280111974, 0.28244631185807756],
+    [0.19514472455648854, 0.68403361344537805, 0.19000933706816139]])
+GOLDEN_CLIP_IMAGE = np.array([[60, 90, 200], [70, 255, 120], [99, 81, 150]], np.uint8)
+GOLDEN_CLIP_5x4 = np.array([
+    [0.23529411764705882, 0.24705882352941178, 0.41176470588235259, 0.54901960784313752],
+    [0.23529411764705882, 0.47647058823529392, 0.62941176470588223, 0.57647058823529451],
+    [0.24019607843137253, 0.7279411764705882, 0.80147058823529393, 0.41176470588235337],
+    [0.2999019607843138, 0.49764705882352966, 0.57205882352941206, 0.47352941176470581],
+    [0.27176470588235335, 0.27529411764705902, 0.33529411764705924, 0.41176470588235353]])
+GOLDEN_CLIP_5x4_UBYTE = np.array([[60, 63, 105, 140], [60, 121, 160, 147], [61, 186, 204, 105],
+                                  [76, 127, 146, 121], [69, 70, 86, 105]], np.uint8)
+
+
+def test_matches_skimage_0_13_golden_values():
+    got = image_ops.skimage_resize(GOLDEN_IMAGE, (7, 3))
+    np.testing.assert_allclose(got, GOLDEN_DOWN_7x3, rtol=0, atol=1e-12)
+
+
+def test_matches_skimage_0_13_golden_values_with_clip_and_ubyte():
+    got = image_ops.skimage_resize(GOLDEN_CLIP_IMAGE, (5, 4))
+    np.testing.assert_allclose(got, GOLDEN_CLIP_5x4, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(image_ops.img_as_ubyte(got), GOLDEN_CLIP_5x4_UBYTE)
+
+
 def test_upscale_is_clipped_to_input_range():
     image = np.array([[0.2, 0.8], [0.6, 0.4]])
     got = image_ops.skimage_resize(image, (6, 6))
@@ -69,11 +103,6 @@ def test_uint8_input_is_scaled_to_unit_range():
     image = np.array([[0, 255], [51, 102]], dtype=np.uint8)
     got = image_ops.skimage_resize(image, (2, 2))
     np.testing.assert_allclose(got, image / 255.0, atol=1e-12)
-
-
-def test_resize_matrix_is_the_half_pixel_map():
-    m = image_ops.resize_matrix(480, 640, 240, 320)
-    np.testing.assert_allclose(m, [[2, 0, 0.5], [0, 2, 0.5], [0, 0, 1]], atol=1e-12)
 
 
 def test_img_as_ubyte_rounds_to_nearest_not_truncates():
@@ -129,8 +158,8 @@ def test_mask_foreground_is_any_positive_interpolated_value():
     mask = rng.uniform(size=(7, 5)) > 0.7
     out = image_ops.resize_and_pad_mask(mask, size=16)
     new_h, new_w, top, left = image_ops.resize_pad_geometry(7, 5, 16)
-    values = image_ops.skimage_resize(mask.astype(np.float32), (new_h, new_w))
     expected = np.zeros((16, 16), bool)
+    values = reference_resize(mask.astype(float), new_h, new_w)
     expected[top:top + new_h, left:left + new_w] = values > 0
     np.testing.assert_array_equal(out, expected)
     assert out.dtype == np.bool_
@@ -138,18 +167,19 @@ def test_mask_foreground_is_any_positive_interpolated_value():
     assert ((values > 0) & (values < 1)).any()
 
 
-def test_mask_resize_uses_estimated_transform_at_exact_integer_positions():
-    # 5 -> 11 columns samples column 5 at exactly 2.0 in exact arithmetic.
-    # skimage 0.13 estimates its transform by SVD, whose rounding puts a
-    # tiny non-zero weight on a neighbour, which the "> 0" rule counts; the
-    # exact-arithmetic reference does not. Everywhere else they agree.
+def test_mask_positions_on_exact_integers_give_no_neighbour_weight():
+    # 5 -> 11 columns samples output column 5 at exactly input column 2.0.
     mask = np.zeros((7, 5))
     mask[:, 3] = 1
     values = image_ops.skimage_resize(mask, (16, 11))
-    exact = reference_resize(mask, 16, 11)
-    np.testing.assert_allclose(values, exact, atol=1e-12)
-    differs = (values > 0) != (exact > 0)
-    assert set(np.nonzero(differs)[1]) <= {5}
+    np.testing.assert_array_equal(values > 0, reference_resize(mask, 16, 11) > 0)
+    assert not values[:, 5].any()
+
+
+def test_sample_positions_are_half_pixel_centres():
+    np.testing.assert_allclose(image_ops.sample_positions(640, 320), np.arange(320) * 2 + 0.5)
+    np.testing.assert_allclose(image_ops.sample_positions(4, 8, start=2, count=3),
+                               [0.75, 1.25, 1.75])
 
 
 @pytest.mark.parametrize("h,w", [(480, 640), (640, 480), (333, 500), (100, 320), (427, 640)])

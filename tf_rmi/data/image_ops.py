@@ -5,20 +5,30 @@ with `skimage.transform.resize` as of 2017 (skimage 0.12/0.13) with its
 defaults, which we reproduce operation for operation:
 
 - the image is converted with `img_as_float` (uint8 / 255, float32 -> float64);
-- the output->input map is an `AffineTransform` *estimated* (least squares via
-  SVD, after Hartley normalisation) from three corner correspondences
-  `x_in = (x_out + 0.5) * in/out - 0.5`; we estimate it the same way so the
-  last bits of the sample positions, and with them the rounding of ties, agree;
+- output pixel x samples the input at `x_in = (x_out + 0.5) * in/out - 0.5`
+  per axis (half-pixel centres);
 - each channel is sampled bilinearly at `(r, c)` from the four pixels
   `floor`/`ceil` of each coordinate, a pixel outside the image reading 0
   (mode 'constant', cval 0); no anti-aliasing;
 - the output is clipped to [min, max] of the whole input image, except that,
   when 0 lies outside that range, output values exactly 0 stay 0;
 - `img_as_ubyte` maps back: `rint(x * 255)`, clip to [0, 255], uint8.
+
+One thing cannot be reproduced bit for bit by anyone: skimage 0.13 did not
+build the half-pixel map directly but *estimated* an `AffineTransform` from
+three corner correspondences by SVD, so its matrix carries LAPACK- and
+CPU-dependent rounding noise (~1e-16 relative, off-diagonal terms ~1e-16).
+That noise decides (a) the rounding of exact .5 ties in `img_as_ubyte` (one
+grey level; measured against skimage 0.13.1 + numpy 1.13.3 on this kind of
+machine: ~12% of pixels for a 640x480 -> 320x240 halving, <0.1% otherwise)
+and (b) whether a mask pixel sampled at an exactly integer input position
+gets a ~1e-16 weight from a neighbour, which the `> 0` rule turns into
+foreground (integer scales such as 1 or 3, and isolated columns for others).
+We evaluate the map exactly as written (see `sample_positions`): platform
+independent, and the in-graph TensorFlow twin can equal it bit for bit.
 """
 from __future__ import annotations
 
-import math
 from typing import Tuple
 
 import numpy as np
@@ -71,102 +81,45 @@ def img_as_ubyte(array: np.ndarray) -> np.ndarray:
     return scaled.astype(np.uint8)
 
 
-def _center_and_normalize_points(points: np.ndarray):
-    """Hartley normalisation as skimage 0.13 `_center_and_normalize_points`."""
-    centroid = np.mean(points, axis=0)
-    rms = math.sqrt(np.sum((points - centroid) ** 2) / points.shape[0])
-    norm_factor = math.sqrt(2) / rms
-    matrix = np.array([[norm_factor, 0, -norm_factor * centroid[0]],
-                       [0, norm_factor, -norm_factor * centroid[1]],
-                       [0, 0, 1]])
-    pointsh = np.vstack([points.T, np.ones((points.shape[0],))])
-    new_pointsh = np.dot(matrix, pointsh).T
-    new_points = new_pointsh[:, :2]
-    new_points[:, 0] /= new_pointsh[:, 2]
-    new_points[:, 1] /= new_pointsh[:, 2]
-    return matrix, new_points
+def sample_positions(in_size: int, out_size: int, start: int = 0,
+                     count: int = None) -> np.ndarray:
+    """float64 [count]: input positions sampled by output pixels start.. of one axis.
 
-
-def _estimate_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """[3,3] affine map src (x, y) -> dst, estimated as skimage 0.13 does."""
-    src_matrix, src = _center_and_normalize_points(src)
-    dst_matrix, dst = _center_and_normalize_points(dst)
-    xs, ys, xd, yd = src[:, 0], src[:, 1], dst[:, 0], dst[:, 1]
-    n = src.shape[0]
-    a = np.zeros((n * 2, 9))
-    a[:n, 0] = xs
-    a[:n, 1] = ys
-    a[:n, 2] = 1
-    a[:n, 6] = -xd * xs
-    a[:n, 7] = -xd * ys
-    a[n:, 3] = xs
-    a[n:, 4] = ys
-    a[n:, 5] = 1
-    a[n:, 6] = -yd * xs
-    a[n:, 7] = -yd * ys
-    a[:n, 8] = xd
-    a[n:, 8] = yd
-    coeffs = [0, 1, 2, 3, 4, 5, 8]
-    a = a[:, coeffs]
-    _, _, v = np.linalg.svd(a)
-    h = np.zeros((3, 3))
-    h.flat[coeffs[:-1]] = -v[-1, :-1] / v[-1, -1]
-    h[2, 2] = 1
-    return np.dot(np.linalg.inv(dst_matrix), np.dot(h, src_matrix))
-
-
-def resize_matrix(in_h: int, in_w: int, out_h: int, out_w: int) -> np.ndarray:
-    """[3,3] map from output (col, row, 1) to input (col, row, 1) of the resize.
-
-    As skimage 0.13 `resize`: a pure translation for a 1x1 output, otherwise
-    the transform estimated from three output corners. For a 1-pixel-thin
-    output (where those corners are collinear and the estimate is undefined)
-    the exact half-pixel map is used instead.
+    skimage's half-pixel map `x_in = (x_out + 0.5) * in / out - 0.5`, evaluated
+    in that order in float64, so a position that is mathematically an integer
+    (or any representable value) comes out exactly.
     """
-    col_scale = float(in_w) / out_w
-    row_scale = float(in_h) / out_h
-    if out_h == 1 or out_w == 1:
-        return np.array([[col_scale, 0.0, 0.5 * col_scale - 0.5],
-                         [0.0, row_scale, 0.5 * row_scale - 0.5],
-                         [0.0, 0.0, 1.0]])
-    src = np.array([[1, 1], [1, out_h], [out_w, out_h]]) - 1
-    dst = np.zeros(src.shape, dtype=np.float64)
-    dst[:, 0] = col_scale * (src[:, 0] + 0.5) - 0.5
-    dst[:, 1] = row_scale * (src[:, 1] + 0.5) - 0.5
-    return _estimate_affine(src, dst)
+    count = out_size - start if count is None else count
+    x_out = np.arange(start, start + count, dtype=np.float64)
+    return (x_out + 0.5) * float(in_size) / float(out_size) - 0.5
 
 
-def _warp_bilinear(image: np.ndarray, matrix: np.ndarray, rows: np.ndarray,
-                   cols: np.ndarray) -> np.ndarray:
-    """Samples float64 image [H,W,C] at output pixels rows x cols (1-D index arrays).
+def _bilinear_constant(image: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """float64 [len(r),len(c),C]: image [H,W,C] sampled at rows r x columns c.
 
-    Mirrors skimage's `_warp_fast` + `bilinear_interpolation` with mode 'C':
-    the same sequence of float64 operations, vectorised.
+    Mirrors skimage's `bilinear_interpolation` in mode 'C': neighbours
+    floor/ceil of each coordinate, a neighbour outside the image reads 0, and
+    the same sequence of float64 operations.
     """
-    in_h, in_w, channels = image.shape
-    out_c, out_r = np.meshgrid(cols.astype(np.float64), rows.astype(np.float64))
-    m = matrix
-    c = m[0, 0] * out_c + m[0, 1] * out_r + m[0, 2]
-    r = m[1, 0] * out_c + m[1, 1] * out_r + m[1, 2]
-    z = m[2, 0] * out_c + m[2, 1] * out_r + m[2, 2]
-    c = c / z
-    r = r / z
-    min_r = np.floor(r)
-    min_c = np.floor(c)
-    max_r = np.ceil(r)
-    max_c = np.ceil(c)
-    dr = (r - min_r)[..., np.newaxis]
-    dc = (c - min_c)[..., np.newaxis]
-    flat = image.reshape(in_h * in_w, channels)
+    in_h, in_w, _ = image.shape
+    min_r, max_r = np.floor(r), np.ceil(r)
+    min_c, max_c = np.floor(c), np.ceil(c)
+    dr = (r - min_r)[:, np.newaxis, np.newaxis]
+    dc = (c - min_c)[np.newaxis, :, np.newaxis]
 
-    def pixel(rr, cc):
-        # Outside the image reads cval = 0 (mode 'constant').
-        inside = (rr >= 0) & (rr < in_h) & (cc >= 0) & (cc < in_w)
-        index = (np.where(inside, rr, 0) * in_w + np.where(inside, cc, 0)).astype(np.intp)
-        return np.where(inside[..., np.newaxis], flat[index], 0.0)
+    def rows(index):
+        inside = (index >= 0) & (index < in_h)
+        picked = image[np.where(inside, index, 0).astype(np.intp)]
+        return np.where(inside[:, np.newaxis, np.newaxis], picked, 0.0)
 
-    top = (1 - dc) * pixel(min_r, min_c) + dc * pixel(min_r, max_c)
-    bottom = (1 - dc) * pixel(max_r, min_c) + dc * pixel(max_r, max_c)
+    def cols(block, index):
+        inside = (index >= 0) & (index < in_w)
+        picked = block[:, np.where(inside, index, 0).astype(np.intp)]
+        return np.where(inside[np.newaxis, :, np.newaxis], picked, 0.0)
+
+    top_rows, bottom_rows = rows(min_r), rows(max_r)
+    top = (1 - dc) * cols(top_rows, min_c) + dc * cols(top_rows, max_c)
+    bottom = (1 - dc) * cols(bottom_rows, min_c) + dc * cols(bottom_rows, max_c)
     return (1 - dr) * top + dr * bottom
 
 
@@ -204,9 +157,9 @@ def skimage_resize(array: np.ndarray, output_shape: Tuple[int, int],
     if squeeze:
         image = image[:, :, np.newaxis]
     top, left, height, width = crop if crop is not None else (0, 0, out_h, out_w)
-    matrix = resize_matrix(image.shape[0], image.shape[1], out_h, out_w)
-    out = _warp_bilinear(image, matrix, np.arange(top, top + height),
-                         np.arange(left, left + width))
+    r = sample_positions(image.shape[0], out_h, top, height)
+    c = sample_positions(image.shape[1], out_w, left, width)
+    out = _bilinear_constant(image, r, c)
     _clip_like_skimage(image, out)
     return out[:, :, 0] if squeeze else out
 
