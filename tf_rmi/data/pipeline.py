@@ -1,0 +1,219 @@
+"""tf.data input pipelines over the TFRecord shards written by `make preprocess`.
+
+Layout: `<tfrecord_dir>/<dataset>/<split>-NNNNN-of-MMMMM.tfrecord` with a
+manifest `<tfrecord_dir>/<dataset>/manifest.json` (written by the preprocess
+step; read leniently here: only `vocab_file` and `settings.image_size` are
+used when present).
+
+Training records are resized-and-padded to S x S; the network input is the
+Caffe-preprocessed BGR image, as the original's `im[:,:,::-1] - mu`.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+from typing import Any, Dict, List, Optional
+
+import tensorflow as tf
+
+from tf_rmi.data import image_ops, schema
+
+MANIFEST_NAME = "manifest.json"
+_SHARD_RE = re.compile(r"^(?P<split>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.tfrecord$")
+
+
+def shard_name(split: str, index: int, total: int) -> str:
+    """File name of shard `index` of `total` for `split`."""
+    return f"{split}-{index:05d}-of-{total:05d}.tfrecord"
+
+
+def _dataset_dir(tfrecord_dir: str, dataset: str) -> str:
+    return os.path.join(tfrecord_dir, dataset)
+
+
+def _preprocess_hint(tfrecord_dir: str, dataset: str, split: str) -> str:
+    return (f"run `make preprocess DATASET={dataset} SPLITS={split} OUT={tfrecord_dir}` "
+            "(with DATA_ROOT pointing at the raw data) to write them")
+
+
+def read_manifest(tfrecord_dir: str, dataset: str) -> Dict[str, Any]:
+    """The preprocess manifest as a dict.
+
+    Raises FileNotFoundError (naming the command that writes it) when absent
+    and ValueError when it is not a JSON object.
+    """
+    path = os.path.join(_dataset_dir(tfrecord_dir, dataset), MANIFEST_NAME)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"No manifest at {path}: {_preprocess_hint(tfrecord_dir, dataset, '<split>')}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"Manifest {path} is not valid JSON ({err}); re-run `make preprocess`") from err
+    if not isinstance(manifest, dict):
+        raise ValueError(f"Manifest {path} must hold a JSON object, got {type(manifest).__name__}")
+    return manifest
+
+
+def _manifest_or_none(tfrecord_dir: str, dataset: str) -> Optional[Dict[str, Any]]:
+    try:
+        return read_manifest(tfrecord_dir, dataset)
+    except FileNotFoundError:
+        return None
+
+
+def resolve_vocab_file(data_cfg) -> str:
+    """`data_cfg.vocab_file`, or the manifest's `vocab_file` (relative paths
+    are taken relative to the manifest's directory)."""
+    if data_cfg.vocab_file:
+        return data_cfg.vocab_file
+    manifest = read_manifest(data_cfg.tfrecord_dir, data_cfg.dataset)
+    vocab = manifest.get("vocab_file")
+    if not vocab:
+        raise ValueError(f"The manifest of {data_cfg.dataset} names no vocab_file; "
+                         "pass the vocabulary explicitly (--vocab_file)")
+    if not os.path.isabs(vocab):
+        vocab = os.path.join(_dataset_dir(data_cfg.tfrecord_dir, data_cfg.dataset), vocab)
+    return vocab
+
+
+def shard_paths(tfrecord_dir: str, dataset: str, split: str) -> List[str]:
+    """Sorted shard paths of one split.
+
+    Raises FileNotFoundError naming the split and the preprocess command when
+    there are none, and ValueError when the set of shards is incomplete (a
+    preprocess run that did not finish).
+    """
+    directory = _dataset_dir(tfrecord_dir, dataset)
+    found = []
+    for path in glob.glob(os.path.join(glob.escape(directory), f"{glob.escape(split)}-*.tfrecord")):
+        match = _SHARD_RE.match(os.path.basename(path))
+        if match and match.group("split") == split:
+            found.append((int(match.group("index")), int(match.group("total")), path))
+    if not found:
+        raise FileNotFoundError(
+            f"No TFRecord shards for split '{split}' of dataset '{dataset}' under "
+            f"{directory}: {_preprocess_hint(tfrecord_dir, dataset, split)}")
+    totals = {total for _, total, _ in found}
+    indices = sorted(index for index, _, _ in found)
+    if len(totals) != 1 or indices != list(range(totals.pop())):
+        raise ValueError(
+            f"Incomplete shards for split '{split}' under {directory} (found indices "
+            f"{indices[:10]}{'...' if len(indices) > 10 else ''} of totals "
+            f"{sorted({t for _, t, _ in found})}): re-run `make preprocess` for this split")
+    return [path for _, _, path in sorted(found)]
+
+
+def _first_record(paths: List[str]) -> bytes:
+    for record in tf.data.TFRecordDataset(paths[:1]).take(1):
+        return record.numpy()
+    raise ValueError(f"Shard {paths[0]} holds no records: re-run `make preprocess` for this split")
+
+
+def _check_records(paths: List[str], data_cfg, split: str, training: bool) -> None:
+    """Up-front checks with clear errors instead of failures deep in tf.data."""
+    first = _first_record(paths)
+    length = schema.words_length(first)
+    if length != data_cfg.num_words:
+        raise ValueError(
+            f"Records of split '{split}' hold {length} word ids per expression but the "
+            f"configuration asks for num_words={data_cfg.num_words}: set num_words to "
+            f"{length} or re-run `make preprocess` with the wanted T")
+    if not training:
+        return
+    if not schema.is_padded(first):
+        raise ValueError(
+            f"Split '{split}' was written at original image size (an evaluation split); "
+            "training needs resized-and-padded records: train on a training split "
+            "(train / trainval) or re-run preprocess")
+    manifest = _manifest_or_none(data_cfg.tfrecord_dir, data_cfg.dataset) or {}
+    settings = manifest.get("settings") or {}
+    size = settings.get("image_size") if isinstance(settings, dict) else None
+    if size is not None and int(size) != data_cfg.input_size:
+        raise ValueError(
+            f"Records of {data_cfg.dataset} were written at image_size={size} but the "
+            f"configuration asks for input_size={data_cfg.input_size}")
+
+
+def train_dataset(data_cfg, split: str, batch_size: int, seed: int, repeat: bool = True,
+                  shuffle_buffer: int = 1000, input_context: Optional[tf.distribute.InputContext] = None
+                  ) -> tf.data.Dataset:
+    """Shuffled, batched training pairs.
+
+    Yields `({"images": float32 [N,S,S,3] Caffe-preprocessed BGR,
+    "words": int32 [N,T]}, float32 mask [N,S,S,1] with values 0/1)`, N =
+    `batch_size` (incomplete final batches are dropped). Only padded records
+    are used. Deterministic for a fixed `seed`. With `input_context`
+    (tf.distribute), each input pipeline reads its own subset of the shards
+    (or of the records, when there are fewer shards than pipelines).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    paths = shard_paths(data_cfg.tfrecord_dir, data_cfg.dataset, split)
+    _check_records(paths, data_cfg, split, training=True)
+    size, num_words = data_cfg.input_size, data_cfg.num_words
+
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    shard_records = False
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        if len(paths) >= input_context.num_input_pipelines:
+            files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        else:
+            shard_records = True
+    if len(paths) > 1:
+        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(paths), 4),
+                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if shard_records:
+        records = records.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        records = records.repeat()
+
+    def parse(serialized):
+        return schema.parse_example(serialized, num_words=num_words)
+
+    def to_pair(example):
+        image = tf.ensure_shape(example["image"], [size, size, 3])
+        mask = tf.ensure_shape(example["mask"], [size, size])
+        features = {"images": image_ops.caffe_preprocess_tf(image), "words": example["words"]}
+        return features, tf.cast(mask, tf.float32)[:, :, tf.newaxis]
+
+    dataset = (records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+               .filter(lambda example: example["padded"])
+               .map(to_pair, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+               .batch(batch_size, drop_remainder=True)
+               .prefetch(tf.data.AUTOTUNE))
+    options = tf.data.Options()
+    options.deterministic = True
+    return dataset.with_options(options)
+
+
+def eval_dataset(data_cfg, split: str) -> tf.data.Dataset:
+    """Parsed records of a split, one expression at a time, in file order.
+
+    Each element is `schema.parse_example`'s dict (original-size image and
+    mask for evaluation splits), with `words` of static length T.
+    """
+    paths = shard_paths(data_cfg.tfrecord_dir, data_cfg.dataset, split)
+    _check_records(paths, data_cfg, split, training=False)
+    num_words = data_cfg.num_words
+    dataset = tf.data.TFRecordDataset(paths).map(
+        lambda s: schema.parse_example(s, num_words=num_words),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def count_records(data_cfg, split: str) -> int:
+    """Number of expressions of a split: the manifest's count, else by reading."""
+    manifest = _manifest_or_none(data_cfg.tfrecord_dir, data_cfg.dataset) or {}
+    entry = (manifest.get("splits") or {}).get(split)
+    if isinstance(entry, dict) and isinstance(entry.get("count"), int):
+        return entry["count"]
+    paths = shard_paths(data_cfg.tfrecord_dir, data_cfg.dataset, split)
+    return int(tf.data.TFRecordDataset(paths).reduce(0, lambda n, _: n + 1).numpy())
