@@ -119,9 +119,9 @@ def _validate_and_assign(targets: dict, entries: dict, path: str, describe: str,
         parts = [f"{describe} {path} does not fit the trunk."]
         if mismatched:
             parts.append("Shape mismatch: " + "; ".join(
-                f"{name}: expected {exp}, found {got}" for name, exp, got in mismatched))
+                f"{name}: expected {exp}, found {got}" for name, exp, got in mismatched) + ".")
         if missing:
-            parts.append(f"Missing {len(missing)} variable(s): {_list_names(missing)}")
+            parts.append(f"Missing {len(missing)} variable(s): {_list_names(missing)}.")
         parts.append("Check that the file is the one this loader is for and is complete.")
         raise PretrainedWeightsError(" ".join(parts), path, missing, mismatched)
 
