@@ -1,7 +1,9 @@
 """The synthetic shapes dataset: determinism, pixel-exact visible masks, and
 expressions that refer to exactly one object (checked by the library's
 predicate AND by an independent parse of the sentence)."""
+import hashlib
 import math
+import os
 import pickle
 import re
 import subprocess
@@ -14,8 +16,7 @@ from tf_rmi.data import shapes
 from tf_rmi.data.sources import DataError, Expression
 from tf_rmi.data.text import tokenize
 
-REPO_ROOT = __import__("os").path.dirname(__import__("os").path.dirname(
-    __import__("os").path.dirname(__import__("os").path.abspath(__file__))))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
@@ -321,7 +322,6 @@ def test_source_works_from_a_fresh_process(source):
               " + src.load_mask(e).tobytes()).hexdigest())")
     result = subprocess.run([sys.executable, "-c", script], input=pickle.dumps(source),
                             capture_output=True, cwd=REPO_ROOT, check=True)
-    import hashlib
     digest = hashlib.md5(source.load_image(expr).tobytes() + source.load_mask(expr).tobytes())
     assert result.stdout.decode().split() == [expr.sent_id, digest.hexdigest()]
 
