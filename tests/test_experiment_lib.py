@@ -1,0 +1,69 @@
+"""experiment_lib: every Table 1 row has runnable configs; the results table."""
+import glob
+import json
+import os
+
+import pytest
+
+from tf_rmi import experiment_lib
+from tf_rmi.config import SPLITS_FOR_DATASET
+
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "experiments", "configs")
+
+
+def _configs():
+    return [experiment_lib.Experiment.load(p)
+            for p in sorted(glob.glob(os.path.join(CONFIGS_DIR, "*.json")))]
+
+
+def test_every_table1_cell_is_covered_by_a_config():
+    covered = set()
+    for exp in _configs():
+        for split in exp.eval_splits:
+            covered.add((exp.table1_row, exp.dataset, split))
+            if exp.crf:
+                covered.add((exp.table1_row + "+DCRF", exp.dataset, split))
+    wanted = {(row, d, s) for row in experiment_lib.TABLE1_ROWS
+              for d, s, _ in experiment_lib.TABLE1_COLUMNS}
+    assert wanted <= covered
+
+
+def test_configs_use_the_original_budget_and_known_splits():
+    for exp in _configs():
+        assert exp.train["iterations"] == 750000
+        assert exp.train_split in SPLITS_FOR_DATASET[exp.dataset]
+        assert set(exp.eval_splits) <= set(SPLITS_FOR_DATASET[exp.dataset])
+        weights = "resnet" if exp.table1_row.startswith("R") else "deeplab"
+        assert exp.model["weights"] == weights
+        assert exp.model["model"] == exp.table1_row.split("+")[1]
+
+
+def test_missing_pretrained_file_is_a_clear_error(tmp_path):
+    exp = experiment_lib.Experiment.load(os.path.join(CONFIGS_DIR, "D_RMI_unc.json"))
+    exp.pretrained = str(tmp_path / "absent.npy")
+    with pytest.raises(FileNotFoundError, match="checkpoints/README.md"):
+        exp.run_config(str(tmp_path))
+
+
+def test_run_config_override_shrinks_the_budget(tmp_path):
+    exp = experiment_lib.Experiment.load(os.path.join(CONFIGS_DIR, "R_LSTM_referit.json"))
+    exp.pretrained = None
+    cfg = exp.run_config(str(tmp_path), iterations=10)
+    assert cfg.train.iterations == 10 and cfg.train.snapshot_every == 10
+    assert cfg.model.model == "LSTM" and cfg.data.dataset == "referit"
+
+
+def test_results_table_fills_only_rows_run(tmp_path):
+    results_dir = tmp_path / "results"
+    out = results_dir / "D_RMI_unc" / "testA"
+    out.mkdir(parents=True)
+    (out / "results.json").write_text(json.dumps(
+        {"raw": {"overall_iou": 0.4321}, "crf": {"overall_iou": 0.4567}}))
+    ours = experiment_lib.collect_results(str(results_dir), CONFIGS_DIR)
+    assert ours == {"D+RMI": {"UNC testA": pytest.approx(43.21)},
+                    "D+RMI+DCRF": {"UNC testA": pytest.approx(45.67)}}
+    table = experiment_lib.results_table(ours)
+    row = [line for line in table.splitlines() if line.startswith("| D+RMI+DCRF |")][0]
+    assert "45.69 / 45.67" in row
+    assert row.count("—") == len(experiment_lib.TABLE1_COLUMNS) - 1
