@@ -1,0 +1,67 @@
+"""Trains RMI / the LSTM baseline: `python -m tf_rmi.train --dataset=unc --run_dir=runs/unc_RMI ...`.
+
+On a run directory that already holds a checkpoint, training resumes from it
+(the model flags must match the run's saved config.json).
+"""
+from absl import app, flags
+
+from tf_rmi import train_lib
+
+flags.DEFINE_string("dataset", "shapes", "unc, unc+, Gref, Gref_umd, referit or shapes.")
+flags.DEFINE_string("tfrecord_dir", "data/tfrecords", "Holds <dataset>/<split>-*.tfrecord.")
+flags.DEFINE_string("run_dir", None, "Run directory: config.json, checkpoints/, logs/.")
+flags.DEFINE_string("split", None, "Training split (default: trainval for referit, else train).")
+flags.DEFINE_string("vocab_file", None, "Vocabulary (default: the manifest's).")
+flags.DEFINE_enum("model", "RMI", ["RMI", "LSTM"], "RMI or the LSTM baseline.")
+flags.DEFINE_enum("weights", "deeplab", ["deeplab", "resnet"], "Visual feature: res5c + conv0 or fc1000.")
+flags.DEFINE_enum("trunk", "resnet101", ["resnet101", "small"], "Frozen ResNet-101 or a small CPU trunk.")
+flags.DEFINE_integer("small_trunk_width", 32, "Base width of the small trunk.")
+flags.DEFINE_integer("input_size", 320, "Training image side (records must match).")
+flags.DEFINE_integer("num_words", 20, "T: word ids per expression (records must match).")
+flags.DEFINE_integer("iterations", None, "Iteration budget (default: config.DEFAULT_ITERATIONS).")
+flags.DEFINE_integer("snapshot_every", None, "Steps between checkpoints (default per dataset).")
+flags.DEFINE_integer("batch_size", 1, "Batch size PER REPLICA (the original: 1).")
+flags.DEFINE_float("learning_rate", 2.5e-4, "Start of the polynomial decay (ends at 1e-5).")
+flags.DEFINE_string("pretrained", None, "Trunk weights: DeepLab/ResNet checkpoint or .npy, Keras .h5.")
+flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept.")
+flags.DEFINE_enum("strategy", "default", list(train_lib.STRATEGIES), "tf.distribute strategy.")
+flags.DEFINE_enum("precision", "float32", list(train_lib.PRECISIONS), "Keras dtype policy.")
+flags.DEFINE_bool("jit_compile", False, "XLA-compile the forward/backward pass.")
+flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.")
+flags.DEFINE_integer("visual_dim", 1000, "D_I: conv0 / fc1000 output channels.")
+flags.DEFINE_integer("embed_dim", 1000, "Word embedding size.")
+flags.DEFINE_integer("lstm_units", 1000, "Language LSTM units.")
+flags.DEFINE_integer("mlstm_units", 500, "Multimodal LSTM units (RMI) / conv1 width (LSTM).")
+flags.DEFINE_integer("log_every", 20, "Steps between TensorBoard scalar writes.")
+flags.DEFINE_integer("max_steps", None, "Stop (with a checkpoint) once this step is reached.")
+flags.DEFINE_bool("progress", True, "Show a progress bar.")
+flags.mark_flag_as_required("run_dir")
+
+FLAGS = flags.FLAGS
+_CONFIG_FLAGS = ("dataset", "tfrecord_dir", "vocab_file", "model", "weights", "trunk",
+                 "small_trunk_width", "input_size", "num_words", "iterations", "snapshot_every", "batch_size",
+                 "learning_rate", "pretrained", "keep_checkpoints", "strategy", "precision",
+                 "jit_compile", "seed", "visual_dim", "embed_dim", "lstm_units", "mlstm_units",
+                 "log_every")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        config = train_lib.config_from_flags(**{name: FLAGS[name].value for name in _CONFIG_FLAGS})
+        summary = train_lib.train(config, FLAGS.run_dir, progress=FLAGS.progress,
+                                  max_steps=FLAGS.max_steps, split=FLAGS.split)
+    except (ValueError, FileNotFoundError, FloatingPointError) as err:
+        # Bad input or a diverged run: the message names the cause and the fix.
+        raise SystemExit(f"train: {err}") from None
+    print(f"Trained {summary['run_dir']} to step {summary['step']} "
+          f"(from {summary['start_step']}); latest checkpoint {summary['checkpoint']}")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,587 @@
+"""Training: the original release's recipe (main.py `train`, RMI_model/LSTM_model `train_op`).
+
+Recipe (paper + release):
+- loss: sigmoid cross-entropy of the h x w logits against the S x S mask
+  downsampled with TF1 `resize_bilinear` (align_corners=False, no half-pixel
+  centres) on the float mask, SUMMED over the map and averaged over the batch
+  (util/loss.py `weighed_logistic_loss` with both multipliers 1), plus
+  `weight_decay * sum(||W||^2 / 2)` (tf.nn.l2_loss) over `model.decayed_kernels()`
+  (the trained `DW` variables: conv0/conv1/conv2/fc1000; not LSTM kernels, not
+  the embedding);
+- Adam(0.9, 0.999, 1e-8) with polynomial decay (power 0.9) from
+  `learning_rate` to `end_learning_rate`, evaluated at the number of updates
+  already applied (TF1 `polynomial_decay(global_step)` before the increment);
+- gradients of biases multiplied by `bias_lr_mult` (2) before the update.
+
+Deviation, recorded: the release hard-codes the decay length to 750000
+(`lr_decay_step` in the model) whatever `-i` is; here the decay runs over
+`TrainConfig.iterations`. They agree for the README's 750000-iteration runs.
+
+Batch size: `TrainConfig.batch_size` is PER REPLICA; the global batch is
+`batch_size * strategy.num_replicas_in_sync`. Each replica scales its summed
+per-example loss by 1 / global_batch (`tf.nn.compute_average_loss`) and adds
+`reg_loss / num_replicas`; the optimizer sums gradients over replicas, so N
+replicas with batch b make exactly the update of one device with batch N*b.
+
+Resume and data order: the input is one deterministic stream of global
+batches for a seed (`pipeline.train_dataset`: seeded file and record shuffles,
+`repeat()`, deterministic tf.data). Step k always consumes element k of that
+stream: a run resumed at step k builds the same stream and `skip(k)`s it, so an
+interrupted-and-resumed run sees the same batches as an uninterrupted one.
+Skipping still reads and decodes the skipped records (about 1-2 ms each per
+core), a one-off cost on resume.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from tf_rmi import run_dir as run_dir_lib
+from tf_rmi.config import (DEFAULT_ITERATIONS, DEFAULT_SNAPSHOT_EVERY, DataConfig, ModelConfig,
+                           RunConfig, TrainConfig)
+
+# The original printed exponential moving averages with this decay (main.py).
+DISPLAY_AVERAGE_DECAY = 0.99
+# How many samples an image summary shows.
+SUMMARY_IMAGES = 3
+# Image summaries every this many logging intervals.
+IMAGE_SUMMARY_EVERY_LOGS = 10
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; training stopped before any snapshot of that step."""
+
+    def __init__(self, step: int, loss: float, cls_loss: float, reg_loss: float, checkpoint):
+        self.step = step
+        self.checkpoint = checkpoint
+        kept = f"the latest checkpoint {checkpoint} is intact" if checkpoint else "no checkpoint was written"
+        super().__init__(
+            f"Loss is not finite at step {step} (loss={loss}, cls_loss={cls_loss}, "
+            f"reg_loss={reg_loss}); training stopped before saving this step, {kept}. "
+            "Lower the learning rate, check the input records, or resume from the checkpoint.")
+
+
+class ConfigMismatchError(ValueError):
+    """A run directory's saved model config differs from the one asked for."""
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def downsample_mask(mask: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
+    """[N,S,S,1] float mask -> [N,h,w,1] with TF1 `resize_bilinear` semantics.
+
+    align_corners=False and no half-pixel centres: output pixel i reads input
+    position i * S / h (for 320 -> 40 exactly pixel 8i, so a 0/1 mask stays
+    0/1; other ratios give soft targets, as the release's `self.target`).
+    """
+    mask = tf.convert_to_tensor(mask, tf.float32)
+    return tf.raw_ops.ResizeBilinear(images=mask, size=tf.constant(list(size), tf.int32),
+                                     align_corners=False, half_pixel_centers=False)
+
+
+def per_example_cls_loss(logits: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Sigmoid cross-entropy summed over the map: logits [N,h,w,1], mask [N,S,S,1] -> [N].
+
+    The target is `downsample_mask(mask, (h, w))`; the sum over [h, w, 1] is
+    the release's `reduce_sum(..., [1, 2, 3])`.
+    """
+    logits = tf.cast(logits, tf.float32)
+    target = downsample_mask(mask, logits.shape[1:3])
+    losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=logits)
+    return tf.reduce_sum(losses, axis=[1, 2, 3])
+
+
+def regularization_loss(kernels: Iterable, weight_decay: float) -> tf.Tensor:
+    """`weight_decay * sum(||W||^2 / 2)` over `kernels` (TF `l2_loss`), a float32 scalar."""
+    terms = [tf.nn.l2_loss(tf.cast(k, tf.float32)) for k in kernels]
+    if not terms:
+        return tf.constant(0.0, tf.float32)
+    return tf.constant(weight_decay, tf.float32) * tf.add_n(terms)
+
+
+def loss_fn(logits: tf.Tensor, mask: tf.Tensor, decayed_kernels: Iterable = (),
+            weight_decay: float = 5e-4) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The release's cost on one batch: returns (total, cls_loss, reg_loss) scalars.
+
+    logits [N,h,w,1], mask [N,S,S,1] (0/1 float); cls_loss is the batch mean
+    of `per_example_cls_loss`; reg_loss is `regularization_loss` of
+    `decayed_kernels` (pass `model.decayed_kernels()`).
+    """
+    cls_loss = tf.reduce_mean(per_example_cls_loss(logits, mask))
+    reg_loss = regularization_loss(decayed_kernels, weight_decay)
+    return cls_loss + reg_loss, cls_loss, reg_loss
+
+
+def accuracy_counts(logits: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Counts behind the release's `compute_accuracy`, float32 [4]:
+    (correct positives, positives, correct negatives, negatives).
+
+    As the release: on the h x w map, a cell is positive where the downsampled
+    target is non-zero, and predicted positive where the logit is >= 0.
+    """
+    logits = tf.cast(logits, tf.float32)
+    target = downsample_mask(mask, logits.shape[1:3])
+    is_pos = tf.not_equal(target, 0.0)
+    correct = tf.equal(logits >= 0.0, is_pos)
+    f = lambda x: tf.reduce_sum(tf.cast(x, tf.float32))
+    return tf.stack([f(correct & is_pos), f(is_pos), f(correct & ~is_pos), f(~is_pos)])
+
+
+def pixel_accuracy(counts) -> Tuple[float, float, float]:
+    """(all, pos, neg) from `accuracy_counts`, with the release's `(num_pos + 1)`
+    denominator for positives (it avoids 0/0 on empty masks)."""
+    correct_pos, pos, correct_neg, neg = [float(c) for c in np.asarray(counts)]
+    total = pos + neg
+    return ((correct_pos + correct_neg) / total if total else float("nan"),
+            correct_pos / (pos + 1.0),
+            correct_neg / neg if neg else float("nan"))
+
+
+# ------------------------------------------------------------------ optimizer
+
+
+def learning_rate_schedule(train_cfg: TrainConfig) -> keras.optimizers.schedules.PolynomialDecay:
+    """TF1 `polynomial_decay(lr, step, iterations, end_lr, power=0.9, cycle=False)`:
+    `(lr - end) * (1 - min(step, iterations) / iterations) ** power + end`."""
+    return keras.optimizers.schedules.PolynomialDecay(
+        initial_learning_rate=train_cfg.learning_rate, decay_steps=max(1, train_cfg.iterations),
+        end_learning_rate=train_cfg.end_learning_rate, power=train_cfg.lr_power, cycle=False)
+
+
+def make_optimizer(train_cfg: TrainConfig, precision: str = "float32") -> keras.optimizers.Optimizer:
+    """Adam with the decayed learning rate; wrapped in a LossScaleOptimizer for float16."""
+    optimizer = keras.optimizers.Adam(
+        learning_rate=learning_rate_schedule(train_cfg), beta_1=train_cfg.adam_beta1,
+        beta_2=train_cfg.adam_beta2, epsilon=train_cfg.adam_epsilon)
+    if precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def current_learning_rate(optimizer) -> float:
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    return float(inner.learning_rate.numpy() if hasattr(inner.learning_rate, "numpy")
+                 else inner.learning_rate)
+
+
+def scale_bias_gradients(grads: List, variables: List, bias_variables: Iterable,
+                         multiplier: float) -> List:
+    """Multiplies the gradients of `bias_variables` by `multiplier` (the release's
+    `var_lr_mult`: 2.0 for every variable named `biases`)."""
+    bias_ids = {id(v) for v in bias_variables}
+    return [g * tf.cast(multiplier, g.dtype) if (g is not None and id(v) in bias_ids) else g
+            for g, v in zip(grads, variables)]
+
+
+# ------------------------------------------------------------------- config
+
+
+def default_train_split(dataset: str) -> str:
+    """The release trains ReferIt on trainval and the COCO sets on train."""
+    return "trainval" if dataset == "referit" else "train"
+
+
+def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weights: str = "deeplab",
+                      trunk: str = "resnet101", small_trunk_width: int = 32, input_size: int = 320,
+                      num_words: int = 20, vocab_file: Optional[str] = None,
+                      vocab_size: Optional[int] = None, iterations: Optional[int] = None,
+                      snapshot_every: Optional[int] = None, batch_size: int = 1,
+                      learning_rate: float = 2.5e-4, pretrained: Optional[str] = None,
+                      keep_checkpoints: int = 5, strategy: str = "default",
+                      precision: str = "float32", jit_compile: bool = False, seed: int = 0,
+                      visual_dim: int = 1000, embed_dim: int = 1000, lstm_units: int = 1000,
+                      mlstm_units: int = 500, log_every: int = 20) -> RunConfig:
+    """A RunConfig from plain values (what `train.py`'s flags hold).
+
+    `iterations` / `snapshot_every` default to the dataset's budget in
+    `config.DEFAULT_ITERATIONS` / `DEFAULT_SNAPSHOT_EVERY`; `vocab_size` None (0)
+    means "the size of the dataset's vocabulary file", resolved by `train`.
+    """
+    if model not in ("RMI", "LSTM"):
+        raise ValueError(f"--model must be RMI or LSTM, got {model!r}")
+    if weights not in ("deeplab", "resnet"):
+        raise ValueError(f"--weights must be deeplab or resnet, got {weights!r}")
+    if trunk not in ("resnet101", "small"):
+        raise ValueError(f"--trunk must be resnet101 or small, got {trunk!r}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"--strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {PRECISIONS}, got {precision!r}")
+    if iterations is None:
+        if dataset not in DEFAULT_ITERATIONS:
+            raise ValueError(f"No default iteration budget for dataset {dataset!r}: pass --iterations")
+        iterations = DEFAULT_ITERATIONS[dataset]
+    if snapshot_every is None:
+        snapshot_every = min(DEFAULT_SNAPSHOT_EVERY.get(dataset, iterations), iterations)
+    data = DataConfig(dataset=dataset, tfrecord_dir=tfrecord_dir, vocab_file=vocab_file,
+                      input_size=input_size, num_words=num_words)
+    model_cfg = ModelConfig(model=model, weights=weights, trunk=trunk,
+                            small_trunk_width=small_trunk_width, vocab_size=int(vocab_size or 0),
+                            input_size=input_size, num_words=num_words, visual_dim=visual_dim,
+                            embed_dim=embed_dim, lstm_units=lstm_units, mlstm_units=mlstm_units)
+    train = TrainConfig(iterations=iterations, snapshot_every=snapshot_every, batch_size=batch_size,
+                        learning_rate=learning_rate, pretrained=pretrained or None,
+                        keep_checkpoints=keep_checkpoints, seed=seed, strategy=strategy,
+                        precision=precision, jit_compile=jit_compile, log_every=log_every)
+    return RunConfig(data=data, model=model_cfg, train=train)
+
+
+def resolve_vocab_size(run_config: RunConfig) -> RunConfig:
+    """Fills `model.vocab_size` from the vocabulary when it is 0, and checks it otherwise.
+
+    The vocabulary is `data.vocab_file` or the manifest's `vocab_file`. A set
+    vocab_size with no readable vocabulary is trusted as given.
+    """
+    from tf_rmi.data import pipeline
+    from tf_rmi.data.text import Vocabulary
+
+    try:
+        vocab_file = pipeline.resolve_vocab_file(run_config.data)
+    except (FileNotFoundError, ValueError) as err:
+        if run_config.model.vocab_size:
+            return run_config
+        raise ValueError(f"Cannot resolve the vocabulary size: {err}") from None
+    if not os.path.exists(vocab_file):
+        if run_config.model.vocab_size:
+            return run_config
+        raise FileNotFoundError(
+            f"Vocabulary file {vocab_file} not found: pass --vocab_file or re-run `make preprocess`")
+    size = len(Vocabulary.from_file(vocab_file))
+    if not run_config.model.vocab_size:
+        return dataclasses.replace(run_config, model=dataclasses.replace(run_config.model, vocab_size=size))
+    if run_config.model.vocab_size != size:
+        raise ValueError(
+            f"model.vocab_size={run_config.model.vocab_size} but the vocabulary {vocab_file} "
+            f"has {size} words: leave vocab_size unset (0) to take it from the vocabulary")
+    return run_config
+
+
+def model_config_differences(saved: ModelConfig, wanted: ModelConfig) -> List[str]:
+    """'field: saved X, asked Y' for each differing ModelConfig field."""
+    a, b = dataclasses.asdict(saved), dataclasses.asdict(wanted)
+    return [f"{k}: saved {a[k]!r}, asked {b[k]!r}" for k in sorted(a) if a[k] != b.get(k)]
+
+
+def _check_consistent(run_config: RunConfig) -> None:
+    d, m, t = run_config.data, run_config.model, run_config.train
+    if d.input_size != m.input_size or d.num_words != m.num_words:
+        raise ValueError(
+            f"data.input_size/num_words ({d.input_size}/{d.num_words}) differ from "
+            f"model.input_size/num_words ({m.input_size}/{m.num_words}): set them equal")
+    if t.iterations < 1 or t.snapshot_every < 1 or t.batch_size < 1 or t.log_every < 1:
+        raise ValueError(f"iterations, snapshot_every, batch_size and log_every must be positive: {t}")
+    if t.strategy not in STRATEGIES:
+        raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {t.strategy!r}")
+    if t.precision not in PRECISIONS:
+        raise ValueError(f"train.precision must be one of {PRECISIONS}, got {t.precision!r}")
+    if t.pretrained and m.trunk != "resnet101":
+        raise ValueError(f"pretrained={t.pretrained!r} needs trunk='resnet101' "
+                         f"(the {m.trunk} trunk has no pretrained weights)")
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """'default' -> the current (no-op) strategy, 'mirrored' -> all local devices,
+    'multi_worker' -> MultiWorkerMirroredStrategy (reads TF_CONFIG)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"Unknown strategy {name!r}: use one of {STRATEGIES}")
+
+
+# ------------------------------------------------------------------ summaries
+
+
+def deprocess_images(images: tf.Tensor) -> tf.Tensor:
+    """Caffe-preprocessed BGR [N,S,S,3] -> RGB in [0, 1] for display."""
+    from tf_rmi.data.image_ops import CAFFE_MEAN_BGR
+
+    bgr = tf.cast(images, tf.float32) + tf.constant(CAFFE_MEAN_BGR, tf.float32)
+    return tf.clip_by_value(bgr[..., ::-1] / 255.0, 0.0, 1.0)
+
+
+def _plugin_metadata(plugin_name: str):
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata()
+    metadata.plugin_data.plugin_name = plugin_name
+    return metadata.SerializeToString()
+
+
+def write_scalar(tag: str, value: float, step: int) -> None:
+    """A TensorBoard scalar with core TF only (tf.summary.scalar needs the tensorboard package)."""
+    tf.summary.write(tag, tf.constant(value, tf.float32), step=step,
+                     metadata=_plugin_metadata("scalars"))
+
+
+def write_images(tag: str, images: tf.Tensor, step: int) -> None:
+    """A TensorBoard image summary of [N,H,W,C] floats in [0, 1] (C = 1 or 3), as PNGs,
+    in the images plugin's layout [width, height, png_0, ...], with core TF only."""
+    images = tf.image.convert_image_dtype(tf.clip_by_value(images, 0.0, 1.0), tf.uint8,
+                                          saturate=True)
+    pngs = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
+    shape = tf.shape(images)
+    tensor = tf.concat([tf.strings.as_string([shape[2], shape[1]]), pngs], axis=0)
+    tf.summary.write(tag, tensor, step=step, metadata=_plugin_metadata("images"))
+
+
+class _RunningAverages:
+    """Bias-corrected exponential moving averages (the release printed EMAs, decay 0.99)."""
+
+    def __init__(self, decay: float = DISPLAY_AVERAGE_DECAY):
+        self.decay, self.values, self.count = decay, {}, 0
+
+    def update(self, values: Dict[str, float]) -> Dict[str, float]:
+        self.count += 1
+        for k, v in values.items():
+            if math.isfinite(v):
+                self.values[k] = self.decay * self.values.get(k, 0.0) + (1 - self.decay) * v
+        correction = 1 - self.decay ** self.count
+        return {k: v / correction for k, v in self.values.items()}
+
+
+# ----------------------------------------------------------------------- train
+
+
+def _build_model(model_cfg: ModelConfig):
+    from tf_rmi.models.segmenter import build_model
+
+    return build_model(model_cfg)
+
+
+def build_training_state(run_config: RunConfig):
+    """(model, optimizer, step variable, tf.train.Checkpoint) as `train` saves them.
+
+    The optimizer's slots are created up front (`optimizer.build`) so a restore
+    fills them directly. Call inside the strategy's scope; the global dtype
+    policy must already be `train.precision`.
+    """
+    model = _build_model(run_config.model)
+    optimizer = make_optimizer(run_config.train, run_config.train.precision)
+    optimizer.build(list(model.trainable_variables))
+    step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var)
+    return model, optimizer, step_var, checkpoint
+
+
+def _load_pretrained(model, run_config: RunConfig):
+    """Initialises the frozen trunk (and fc1000 for resnet weights) from TrainConfig.pretrained."""
+    from tf_rmi.models.pretrained import load_pretrained
+
+    path = run_config.train.pretrained
+    if not os.path.exists(path) and not os.path.exists(path + ".index"):
+        raise FileNotFoundError(
+            f"Pretrained weights {path} not found (a .h5, a .npy or a TF checkpoint prefix); "
+            "see checkpoints/README for where each file goes")
+    fc1000 = None
+    if run_config.model.weights == "resnet":
+        fc1000 = model.fc1000_variables()
+    return load_pretrained(model.trunk, path, run_config.model.weights, fc1000=fc1000)
+
+
+def _prepare_run_dir(run_config: RunConfig, run_dir: str) -> Optional[str]:
+    """Checks a resumed run's model config and writes config.json; returns the latest checkpoint."""
+    latest = tf.train.latest_checkpoint(run_dir_lib.checkpoint_dir(run_dir))
+    if latest is not None:
+        try:
+            saved = RunConfig.load(run_dir)
+        except FileNotFoundError:
+            raise ConfigMismatchError(
+                f"{run_dir} holds checkpoints but no config.json: cannot check that they fit; "
+                "use a new run directory") from None
+        differences = model_config_differences(saved.model, run_config.model)
+        if differences:
+            raise ConfigMismatchError(
+                f"Cannot resume {run_dir}: its saved model config differs from the one asked for "
+                f"({'; '.join(differences)}). Use a new --run_dir, or the saved settings.")
+    run_config.save(run_dir)
+    return latest
+
+
+def train(run_config: RunConfig, run_dir: str, progress: bool = True,
+          max_steps: Optional[int] = None, split: Optional[str] = None) -> Dict:
+    """Trains (or resumes) the run in `run_dir` up to `train.iterations` steps.
+
+    `max_steps`: stop once the completed-step counter reaches it (a checkpoint is
+    written there); None = the full budget. `split`: the training split
+    (default: `default_train_split(dataset)`).
+
+    Returns a summary dict: `run_dir`, `start_step`, `step` (completed steps),
+    `resumed`, `checkpoint` (latest prefix), `global_batch`, `num_replicas`,
+    `vocab_size`, `losses` (total loss per step run in this call), `cls_losses`,
+    `final_loss`, `final_cls_loss`, `final_reg_loss`, `pretrained` (import summary or None),
+    `seconds`.
+
+    Raises NonFiniteLossError (the step named, no checkpoint written for it) and
+    ConfigMismatchError (resuming with another model config).
+    """
+    from tf_rmi.data import pipeline
+
+    started = time.time()
+    run_config = resolve_vocab_size(run_config)
+    _check_consistent(run_config)
+    tcfg = run_config.train
+    split = split or default_train_split(run_config.data.dataset)
+    latest = _prepare_run_dir(run_config, run_dir)
+
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(tcfg.precision)
+    try:
+        strategy = make_strategy(tcfg.strategy)
+        num_replicas = strategy.num_replicas_in_sync
+        global_batch = tcfg.batch_size * num_replicas
+        keras.utils.set_random_seed(tcfg.seed)
+
+        with strategy.scope():
+            model, optimizer, step_var, checkpoint = build_training_state(run_config)
+            trainable = list(model.trainable_variables)
+        manager = tf.train.CheckpointManager(
+            checkpoint, run_dir_lib.checkpoint_dir(run_dir), max_to_keep=tcfg.keep_checkpoints,
+            checkpoint_name=run_dir_lib.CHECKPOINT_PREFIX)
+
+        pretrained_summary = None
+        if latest is not None:
+            checkpoint.restore(latest).assert_existing_objects_matched()
+        elif tcfg.pretrained:
+            pretrained_summary = _load_pretrained(model, run_config).summary()
+        start_step = int(step_var.numpy())
+        end_step = tcfg.iterations if max_steps is None else min(tcfg.iterations, max_steps)
+
+        dataset = pipeline.train_dataset(run_config.data, split, batch_size=global_batch,
+                                          seed=tcfg.seed, repeat=True,
+                                          shuffle_buffer=tcfg.shuffle_buffer)
+        # Step k consumes element k of the seeded stream (see the module docstring).
+        dataset = dataset.skip(start_step)
+        if tcfg.strategy == "multi_worker":
+            # Every worker builds the same global-batch stream and keeps its share of
+            # each batch, so the global batch of step k is the same as on one device.
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+            dataset = dataset.with_options(options)
+        dist_dataset = strategy.experimental_distribute_dataset(dataset)
+
+        bias_variables = list(model.bias_variables())
+        decayed_kernels = list(model.decayed_kernels())
+        loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+        @tf.function(jit_compile=bool(tcfg.jit_compile))
+        def forward_backward(images, words, mask):
+            with tf.GradientTape() as tape:
+                outputs = model((images, words), training=True)
+                logits = tf.cast(outputs["logits"], tf.float32)
+                cls_loss = tf.nn.compute_average_loss(per_example_cls_loss(logits, mask),
+                                                      global_batch_size=global_batch)
+                # Added once in total: each replica carries 1/num_replicas of it.
+                reg_loss = regularization_loss(decayed_kernels, tcfg.weight_decay) / num_replicas
+                loss = cls_loss + reg_loss
+                scaled = optimizer.scale_loss(loss) if loss_scaling else loss
+            grads = tape.gradient(scaled, trainable)
+            return cls_loss, reg_loss, grads, accuracy_counts(logits, mask)
+
+        def replica_step(features, mask):
+            cls_loss, reg_loss, grads, counts = forward_backward(
+                features["images"], features["words"], mask)
+            grads = scale_bias_gradients(grads, trainable, bias_variables, tcfg.bias_lr_mult)
+            optimizer.apply_gradients(zip(grads, trainable))
+            return cls_loss, reg_loss, counts
+
+        @tf.function
+        def distributed_step(features, mask):
+            per_replica = strategy.run(replica_step, args=(features, mask))
+            cls_loss, reg_loss, counts = [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                                          for v in per_replica]
+            step_var.assign_add(1)
+            return cls_loss, reg_loss, counts
+
+        os.makedirs(os.path.join(run_dir, run_dir_lib.LOG_SUBDIR), exist_ok=True)
+        writer = tf.summary.create_file_writer(os.path.join(run_dir, run_dir_lib.LOG_SUBDIR))
+        bar = None
+        if progress and end_step > start_step:
+            bar = keras.utils.Progbar(end_step, stateful_metrics=[
+                "loss", "cls_loss", "avg_cls_loss", "acc_pos", "acc_neg", "lr"])
+            bar.update(start_step)
+        averages = _RunningAverages()
+        window: Dict[str, List[float]] = {}
+        losses, cls_losses = [], []
+        last = (float("nan"),) * 3
+        step = start_step
+        iterator = iter(dist_dataset)
+        try:
+            while step < end_step:
+                features, mask = next(iterator)
+                lr = current_learning_rate(optimizer)
+                cls_t, reg_t, counts_t = distributed_step(features, mask)
+                cls_loss, reg_loss = float(cls_t.numpy()), float(reg_t.numpy())
+                loss = cls_loss + reg_loss
+                step += 1
+                # Check before any snapshot logic: a bad step is never saved.
+                if not math.isfinite(loss):
+                    raise NonFiniteLossError(step, loss, cls_loss, reg_loss, manager.latest_checkpoint)
+                acc_all, acc_pos, acc_neg = pixel_accuracy(counts_t.numpy())
+                losses.append(loss)
+                cls_losses.append(cls_loss)
+                last = (loss, cls_loss, reg_loss)
+                values = {"loss": loss, "cls_loss": cls_loss, "reg_loss": reg_loss,
+                          "learning_rate": lr, "accuracy/all": acc_all,
+                          "accuracy/positive": acc_pos, "accuracy/negative": acc_neg}
+                for k, v in values.items():
+                    window.setdefault(k, []).append(v)
+                smoothed = averages.update({"cls_loss": cls_loss, "acc_pos": acc_pos,
+                                            "acc_neg": acc_neg})
+                if step % tcfg.log_every == 0 or step == end_step:
+                    with writer.as_default():
+                        for k, vs in window.items():
+                            finite = [v for v in vs if math.isfinite(v)]
+                            write_scalar(k, float(np.mean(finite)) if finite else float("nan"), step)
+                        if step % (tcfg.log_every * IMAGE_SUMMARY_EVERY_LOGS) == 0 or step == end_step:
+                            _write_image_summaries(model, strategy, features, mask, step)
+                    window = {}
+                if step % tcfg.snapshot_every == 0 or step == end_step:
+                    manager.save(checkpoint_number=step)
+                if bar is not None:
+                    bar.update(step, values=[
+                        ("loss", loss), ("cls_loss", cls_loss),
+                        ("avg_cls_loss", smoothed.get("cls_loss", cls_loss)),
+                        ("acc_pos", smoothed.get("acc_pos", 0.0)),
+                        ("acc_neg", smoothed.get("acc_neg", 0.0)), ("lr", lr)])
+        finally:
+            writer.flush()
+            writer.close()
+        if manager.latest_checkpoint is None:  # max_steps=0 on a new run: still leave a snapshot
+            manager.save(checkpoint_number=step)
+        return {
+            "run_dir": run_dir, "start_step": start_step, "step": step,
+            "resumed": latest is not None, "checkpoint": manager.latest_checkpoint,
+            "global_batch": global_batch, "num_replicas": num_replicas,
+            "vocab_size": run_config.model.vocab_size, "split": split,
+            "losses": losses, "cls_losses": cls_losses, "final_loss": last[0],
+            "final_cls_loss": last[1], "final_reg_loss": last[2],
+            "pretrained": pretrained_summary, "seconds": time.time() - started,
+        }
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _write_image_summaries(model, strategy, features, mask, step: int) -> None:
+    """Input image (de-preprocessed), ground-truth mask and probability map of a few samples."""
+    images = strategy.experimental_local_results(features["images"])[0][:SUMMARY_IMAGES]
+    words = strategy.experimental_local_results(features["words"])[0][:SUMMARY_IMAGES]
+    masks = strategy.experimental_local_results(mask)[0][:SUMMARY_IMAGES]
+    outputs = model((images, words), training=False)
+    probabilities = tf.cast(outputs["probabilities"], tf.float32)
+    write_images("input", deprocess_images(images), step)
+    write_images("ground_truth", tf.cast(masks, tf.float32), step)
+    write_images("probability", probabilities, step)
