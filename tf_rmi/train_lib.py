@@ -510,9 +510,10 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
         writer = tf.summary.create_file_writer(os.path.join(run_dir, run_dir_lib.LOG_SUBDIR))
         bar = None
         if progress and end_step > start_step:
-            bar = keras.utils.Progbar(end_step, stateful_metrics=[
-                "loss", "cls_loss", "avg_cls_loss", "acc_pos", "acc_neg", "lr"])
-            bar.update(start_step)
+            # Counts this session's steps (the ETA is then right after a resume);
+            # the absolute step is shown as a metric.
+            bar = keras.utils.Progbar(end_step - start_step, stateful_metrics=[
+                "step", "loss", "cls_loss", "avg_cls_loss", "acc_pos", "acc_neg", "lr"])
         averages = _RunningAverages()
         window: Dict[str, List[float]] = {}
         losses, cls_losses = [], []
@@ -552,8 +553,8 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
                 if step % tcfg.snapshot_every == 0 or step == end_step:
                     manager.save(checkpoint_number=step)
                 if bar is not None:
-                    bar.update(step, values=[
-                        ("loss", loss), ("cls_loss", cls_loss),
+                    bar.update(step - start_step, values=[
+                        ("step", step), ("loss", loss), ("cls_loss", cls_loss),
                         ("avg_cls_loss", smoothed.get("cls_loss", cls_loss)),
                         ("acc_pos", smoothed.get("acc_pos", 0.0)),
                         ("acc_neg", smoothed.get("acc_neg", 0.0)), ("lr", lr)])
