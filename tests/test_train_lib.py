@@ -21,7 +21,7 @@ pytest.importorskip("tf_rmi.models.segmenter", reason="tf_rmi.models.segmenter n
 SIZE = 64  # tiny_model_config's input_size: 8x8 logits
 T = 6
 VOCAB_SIZE = 50
-# Word ids 4..7 name a quadrant (the mask); the task is learnable only from the words.
+# Word ids 4..7 name a quadrant (the mask), which is also the bright quadrant of the image.
 QUADRANT_WORDS = (4, 5, 6, 7)
 
 
@@ -42,8 +42,10 @@ def write_quadrant_records(root, num_images=4):
                for i in range(2)]
     n = 0
     for image_index in range(num_images):
-        image = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+        noise = rng.integers(0, 96, (SIZE, SIZE, 3), dtype=np.uint8)
         for quadrant, word in enumerate(QUADRANT_WORDS):
+            # The referred quadrant is also the bright one: visible and named.
+            image = np.where(_quadrant_mask(quadrant)[..., None], noise + 160, noise).astype(np.uint8)
             words = [0] * (T - 2) + [8 + image_index % 3, word]
             example = schema.make_example(
                 schema.encode_png(image), schema.encode_mask_png(_quadrant_mask(quadrant)), words,
@@ -203,7 +205,12 @@ def test_training_lowers_the_loss_on_a_learnable_task(tfrecord_dir, tmp_path):
     summary = train_lib.train(config, str(tmp_path), progress=False)
     losses = summary["cls_losses"]
     assert len(losses) == 60
-    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
+    # Best summed loss on the 8x8 map of a model blind to the input: predict the
+    # 1/4 foreground prior everywhere.
+    cells, prior = (SIZE // 8) ** 2, 0.25
+    input_blind = -cells * (prior * np.log(prior) + (1 - prior) * np.log(1 - prior))
+    assert np.mean(losses[-10:]) < 0.75 * input_blind
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
 
 
 def test_config_json_holds_the_resolved_run_config(uninterrupted_run):
