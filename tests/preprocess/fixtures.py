@@ -206,7 +206,7 @@ def write_refer(root: str, dataset: str = "refcoco", split_by: str = "unc",
                  ref(15, 115, 15, "train", ["tiny dot"])]
 
     base = os.path.join(root, dataset)
-    os.makedirs(base, exist_ok=True)
+    os.makedirs(base, exist_ok=True)  # also creates root
     with open(os.path.join(base, f"refs({split_by}).p"), "wb") as f:
         f.write(py2_pickle_dumps(refs, strings=strings))
     instances = {
@@ -244,6 +244,7 @@ def write_referit(root: str) -> Dict[str, Any]:
     queries = {"trainval": {"100_1": ["left man", "man on the left"], "100_2": ["sky"],
                             "200_1": ["top part"]},
                "test": {"300_1": ["middle thing"]}}
+    os.makedirs(root, exist_ok=True)
     for split, query in queries.items():
         with open(os.path.join(root, f"referit_query_{split}.json"), "w") as f:
             json.dump(query, f)

@@ -1,0 +1,586 @@
+"""Raw dataset -> sharded TFRecords (the original's `build_batches.py`).
+
+Output layout (read by `tf_rmi.data.pipeline`):
+
+    <output_dir>/<dataset>/<split>-NNNNN-of-MMMMM.tfrecord
+    <output_dir>/<dataset>/manifest.json
+    <output_dir>/<dataset>/vocabulary.txt     (only when the vocabulary is built)
+
+One record per referring expression, as one `.npz` of the original: training
+splits (`config.TRAIN_SPLITS`; the original tested `'train' in setname`) are
+resized-and-padded to `image_size` (image and mask, `image_ops`), evaluation
+splits keep the original image and mask. Grayscale / RGBA images become RGB.
+Images and masks are stored as PNG (lossless), words as the first
+`num_words` vocabulary ids front-padded with 0.
+
+Expressions are cut into contiguous shards in the source's deterministic
+order; each shard is one task for a worker process, which loads, resizes and
+encodes its samples and writes `<shard>.tmp-<pid>` before renaming it, so a
+shard file is either complete or absent. The parent only plans, tracks
+progress and keeps `manifest.json` up to date after every shard, so a rerun
+after an interruption rewrites only the shards that are missing or whose
+checksum no longer matches (stale temporaries are removed). Output bytes are a
+function of the input and the settings only (not of the number of workers).
+
+Bad samples (missing or undecodable image, missing annotation, empty or
+undecodable sentence, empty mask, also after resizing) are skipped and counted
+by `DataError.reason`; `strict=True` raises the first one instead.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import re
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tf_rmi import config
+from tf_rmi.data import image_ops, pipeline, schema, text
+from tf_rmi.data.sources import DataError, Expression, Source
+
+MANIFEST_NAME = pipeline.MANIFEST_NAME
+BUILT_VOCAB_NAME = "vocabulary.txt"
+DEFAULT_RECORDS_PER_SHARD = 256
+MANIFEST_FORMAT = "tf_rmi.tfrecords/1"
+
+
+# ----------------------------------------------------------------------------
+# Results
+
+
+@dataclasses.dataclass
+class SplitStats:
+    """What `build_split` wrote (or found complete) for one split."""
+
+    split: str
+    expressions: int  # expressions the source lists
+    count: int  # records in the shards
+    skipped: Dict[str, int]  # reason -> number of skipped expressions
+    skip_examples: Dict[str, str]  # reason -> the first message of that reason
+    shards: List[Dict[str, Any]]  # {index, file, records, sha256, skipped, skip_examples}
+    padded: bool
+    written_shards: int  # shards written by this call
+    reused_shards: int  # complete shards kept from an earlier run
+    seconds: float
+
+    def summary(self) -> str:
+        kind = "resized-and-padded" if self.padded else "original size"
+        lines = [f"{self.split}: {self.count} of {self.expressions} expressions written "
+                 f"({kind}) in {len(self.shards)} shards ({self.written_shards} written, "
+                 f"{self.reused_shards} already complete) in {self.seconds:.1f}s"]
+        if self.skipped:
+            total = sum(self.skipped.values())
+            parts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.skipped.items()))
+            lines.append(f"  skipped {total}: {parts}")
+            for reason, message in sorted(self.skip_examples.items()):
+                lines.append(f"    e.g. {message}")
+        return "\n".join(lines)
+
+
+def format_summary(stats: Dict[str, SplitStats]) -> str:
+    return "\n".join(s.summary() for s in stats.values())
+
+
+# ----------------------------------------------------------------------------
+# Planning helpers
+
+
+def default_num_shards(count: int, records_per_shard: int = DEFAULT_RECORDS_PER_SHARD) -> int:
+    """ceil(count / records_per_shard), at least 1 (about 50 MB per training shard)."""
+    return max(1, math.ceil(count / records_per_shard))
+
+
+def shard_ranges(count: int, num_shards: int) -> List[Tuple[int, int]]:
+    """Contiguous [start, stop) ranges of near-equal size covering range(count).
+
+    Contiguous keeps the sentences of one ref together, so a worker resizes
+    each image once.
+    """
+    if num_shards < 1:
+        raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+    return [(i * count // num_shards, (i + 1) * count // num_shards) for i in range(num_shards)]
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _json_sha256(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _expressions_sha256(expressions: Sequence[Expression]) -> str:
+    digest = hashlib.sha256()
+    for e in expressions:
+        sentence = e.sentence if isinstance(e.sentence, str) else repr(e.sentence)
+        digest.update(json.dumps([e.image_id, e.ref_id, e.ann_id, e.sent_id, sentence,
+                                  e.split]).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _write_json_atomic(path: str, value: Any) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _shard_pattern(split: str) -> "re.Pattern":
+    return re.compile(rf"^{re.escape(split)}-(\d{{5}})-of-(\d{{5}})\.tfrecord(\.tmp-\d+)?$")
+
+
+def _remove_stale_files(out_dir: str, split: str, num_shards: int) -> List[str]:
+    """Deletes interrupted temporaries and shards of another shard count."""
+    pattern = _shard_pattern(split)
+    removed = []
+    for name in sorted(os.listdir(out_dir)):
+        match = pattern.match(name)
+        if match and (match.group(3) or int(match.group(2)) != num_shards):
+            os.remove(os.path.join(out_dir, name))
+            removed.append(name)
+    return removed
+
+
+# ----------------------------------------------------------------------------
+# Manifest
+
+
+def _manifest_header(dataset: str, vocab: text.Vocabulary, vocab_file: Optional[str],
+                     image_size: int, num_words: int,
+                     settings: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    all_settings = {"image_size": int(image_size), "num_words": int(num_words)}
+    all_settings.update(settings or {})
+    return {
+        "format": MANIFEST_FORMAT,
+        "schema_version": schema.SCHEMA_VERSION,
+        "dataset": dataset,
+        "vocab_file": vocab_file,
+        "vocab_size": len(vocab),
+        "vocab_sha256": _json_sha256(vocab.tokens),
+        "settings": all_settings,
+    }
+
+
+_HEADER_KEYS = ("format", "schema_version", "dataset", "vocab_sha256", "settings")
+
+
+def _load_manifest(out_dir: str, header: Dict[str, Any]) -> Dict[str, Any]:
+    """The manifest in `out_dir` updated with `header`, or a new one.
+
+    Raises ValueError when `out_dir` already holds records written with other
+    settings or another vocabulary (mixing them would corrupt the dataset).
+    """
+    path = os.path.join(out_dir, MANIFEST_NAME)
+    manifest: Dict[str, Any] = {}
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                manifest = json.load(f)
+        except (OSError, ValueError):
+            manifest = {}  # unreadable: every shard is rewritten
+        if not isinstance(manifest, dict):
+            manifest = {}
+    if manifest.get("splits"):
+        differences = [f"{key}: {manifest.get(key)!r} there, {header[key]!r} now"
+                       for key in _HEADER_KEYS if manifest.get(key) != header[key]]
+        if differences:
+            raise ValueError(
+                f"{out_dir} already holds records written with other settings ("
+                + "; ".join(differences) + "): choose another --output_dir, or delete "
+                "that directory to rebuild every split")
+    splits = manifest.get("splits") if isinstance(manifest.get("splits"), dict) else {}
+    return dict(header, splits=splits)
+
+
+# ----------------------------------------------------------------------------
+# Worker side: one shard per task
+
+_WORKER: Dict[str, Any] = {}
+
+
+class _Counter:
+    """Expressions processed, shared with worker processes."""
+
+    def __init__(self, context=None):
+        self._value = (context or multiprocessing).Value("q", 0)
+
+    def add(self, n: int = 1) -> None:
+        with self._value.get_lock():
+            self._value.value += n
+
+    def get(self) -> int:
+        return int(self._value.value)
+
+
+def _init_worker(source: Source, vocab: text.Vocabulary, counter: _Counter) -> None:
+    _WORKER.update(source=source, vocab=vocab, counter=counter)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ShardTask:
+    index: int
+    path: str
+    expressions: Tuple[Expression, ...]
+    padded: bool
+    image_size: int
+    num_words: int
+    strict: bool
+
+
+def _where(expr: Expression) -> str:
+    return f"image {expr.image_id}, ref {expr.ref_id}, sentence {expr.sent_id}"
+
+
+def _encode_words(vocab: text.Vocabulary, expr: Expression, num_words: int) -> np.ndarray:
+    try:
+        return vocab.encode(expr.sentence, num_words)
+    except text.EmptySentenceError as err:
+        raise DataError("empty_sentence", str(err), _where(expr)) from None
+    except (text.UndecodableSentenceError, TypeError) as err:
+        raise DataError("undecodable_sentence", str(err), _where(expr)) from None
+
+
+def _encode_image_and_mask(source: Source, expr: Expression, padded: bool,
+                           image_size: int) -> Tuple[bytes, bytes, int, int]:
+    """(image PNG, mask PNG, original height, original width) of one ref."""
+    image = source.load_image(expr)
+    try:
+        rgb = image_ops.to_rgb(np.asarray(image))
+    except (TypeError, ValueError) as err:
+        raise DataError("unreadable_image", str(err), _where(expr)) from None
+    mask = np.asarray(source.load_mask(expr))
+    height, width = rgb.shape[:2]
+    if mask.shape != (height, width):
+        raise DataError("mask_size_mismatch", f"mask {mask.shape} but image "
+                        f"{(height, width)}", _where(expr))
+    if not mask.any():
+        raise DataError("empty_mask", "the referred region is empty", _where(expr))
+    if padded:
+        try:
+            rgb = image_ops.resize_and_pad(rgb, image_size)
+        except ValueError as err:  # a side that would round to 0 pixels
+            raise DataError("degenerate_image", str(err), _where(expr)) from None
+        mask = image_ops.resize_and_pad_mask(mask, image_size)
+        if not mask.any():
+            raise DataError("empty_mask", f"the referred region vanishes when resized to "
+                            f"{image_size}x{image_size}", _where(expr))
+    return schema.encode_png(rgb), schema.encode_mask_png(mask), height, width
+
+
+def _serialize(expr: Expression, task: _ShardTask, cache: Dict[str, Any]) -> bytes:
+    """One serialized `tf.train.Example`; raises DataError for a bad sample."""
+    source, vocab = _WORKER["source"], _WORKER["vocab"]
+    words = _encode_words(vocab, expr, task.num_words)
+    # Consecutive sentences of one ref share the image work (the original also
+    # resized each ref once); errors are shared too.
+    key = (expr.image_id, expr.ref_id, expr.ann_id)
+    if cache.get("key") != key:
+        try:
+            value: Any = _encode_image_and_mask(source, expr, task.padded, task.image_size)
+        except DataError as err:
+            value = err
+        cache["key"], cache["value"] = key, value
+    if isinstance(cache["value"], DataError):
+        raise cache["value"]
+    image_png, mask_png, height, width = cache["value"]
+    example = schema.make_example(
+        image_png, mask_png, words, expr.sentence, expr.image_id, expr.ref_id,
+        expr.ann_id, expr.sent_id, height, width, task.padded)
+    # Map fields (the feature dict) serialize in a fixed order only on request.
+    return example.SerializeToString(deterministic=True)
+
+
+def _error_parts(err: DataError) -> Tuple[str, str, Optional[str]]:
+    """(reason, message, path) of a DataError, to rebuild it in the parent
+    (exceptions with extra constructor arguments do not unpickle)."""
+    message = str(err)
+    prefix, suffix = f"[{err.reason}] ", f" ({err.path})" if err.path else ""
+    if message.startswith(prefix):
+        message = message[len(prefix):]
+    if suffix and message.endswith(suffix):
+        message = message[:-len(suffix)]
+    return err.reason, message, err.path
+
+
+def _write_shard(task: _ShardTask) -> Dict[str, Any]:
+    """Writes one shard (temp name, then rename). Runs in a worker process."""
+    import tensorflow as tf  # the record writer; imported where it is used
+
+    counter: _Counter = _WORKER["counter"]
+    tmp = f"{task.path}.tmp-{os.getpid()}"
+    skipped: collections.Counter = collections.Counter()
+    examples: Dict[str, str] = {}
+    records = 0
+    cache: Dict[str, Any] = {}
+    try:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for expr in task.expressions:
+                try:
+                    serialized = _serialize(expr, task, cache)
+                except DataError as err:
+                    if task.strict:
+                        return {"index": task.index, "error": _error_parts(err)}
+                    skipped[err.reason] += 1
+                    examples.setdefault(err.reason, str(err))
+                else:
+                    writer.write(serialized)
+                    records += 1
+                finally:
+                    counter.add(1)
+        sha256 = file_sha256(tmp)
+        os.replace(tmp, task.path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return {"index": task.index, "file": os.path.basename(task.path), "records": records,
+            "sha256": sha256, "skipped": dict(sorted(skipped.items())),
+            "skip_examples": examples}
+
+
+# ----------------------------------------------------------------------------
+# Parent side
+
+
+class _Progress:
+    """One stderr line: processed / total, rate and ETA."""
+
+    def __init__(self, label: str, total: int, enabled: bool, interval: float = 0.5):
+        self.label, self.total, self.enabled = label, total, enabled
+        self.interval = interval if sys.stderr.isatty() else 10.0
+        self.start = self.last = time.monotonic()
+
+    def update(self, done: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self.last < self.interval):
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-9)
+        rate = done / elapsed
+        eta = (self.total - done) / rate if rate > 0 else float("nan")
+        eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?"
+        end = "\r" if sys.stderr.isatty() and not force else "\n"
+        sys.stderr.write(f"[{self.label}] {done}/{self.total} expressions  {rate:.1f}/s  "
+                         f"ETA {eta_text}   {end}")
+        sys.stderr.flush()
+
+
+def _start_method() -> str:
+    # fork starts workers at no cost and passes the source without pickling
+    # it; the parent runs no TensorFlow ops before forking.
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def _run_tasks(tasks: List[_ShardTask], source: Source, vocab: text.Vocabulary,
+               num_workers: int, on_result: Callable[[Dict[str, Any]], None],
+               progress: _Progress, strict: bool) -> None:
+    """Runs shard tasks (in-process for one worker); raises the first DataError
+    in expression order when `strict`."""
+    errors: List[Dict[str, Any]] = []
+    if num_workers <= 1 or len(tasks) <= 1:
+        counter = _Counter()
+        _init_worker(source, vocab, counter)
+        try:
+            for task in tasks:
+                result = _write_shard(task)
+                progress.update(counter.get())
+                if "error" in result:
+                    errors.append(result)
+                    break
+                on_result(result)
+        finally:
+            _WORKER.clear()
+    else:
+        context = multiprocessing.get_context(_start_method())
+        counter = _Counter(context)
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=min(num_workers, len(tasks)), mp_context=context,
+            initializer=_init_worker, initargs=(source, vocab, counter))
+        try:
+            pending = {pool.submit(_write_shard, task) for task in tasks}
+            while pending:
+                done, pending = concurrent.futures.wait(
+                    pending, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED)
+                progress.update(counter.get())
+                for future in done:
+                    result = future.result()
+                    if "error" in result:
+                        errors.append(result)
+                        # Shards start in order, so the ones still running
+                        # precede those cancelled here; their errors come first.
+                        for other in pending:
+                            other.cancel()
+                    else:
+                        on_result(result)
+                pending = {f for f in pending if not f.cancelled()}
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    progress.update(progress.total if not errors else 0, force=True)
+    if errors and strict:
+        reason, message, path = min(errors, key=lambda r: r["index"])["error"]
+        raise DataError(reason, message, path)
+
+
+def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str,
+                num_shards: Optional[int] = None, num_workers: int = 2,
+                image_size: int = image_ops.DEFAULT_SIZE, strict: bool = False,
+                progress: bool = True, num_words: int = text.DEFAULT_NUM_WORDS,
+                vocab_file: Optional[str] = None,
+                settings: Optional[Dict[str, Any]] = None) -> SplitStats:
+    """Writes the shards of one split into `out_dir` and records them in
+    `out_dir/manifest.json`.
+
+    Args:
+      source: the dataset reader; `source.expressions(split)` fixes the order.
+      split: a split of the source; training splits are resized and padded.
+      vocab: maps each sentence to `num_words` ids.
+      out_dir: the dataset directory (`<output_dir>/<dataset>`).
+      num_shards: shards of this split (default `default_num_shards`).
+      num_workers: worker processes (1 runs in this process).
+      image_size: side of the resized-and-padded training records.
+      strict: raise the first bad sample as a DataError instead of skipping.
+      vocab_file: recorded in the manifest (relative to `out_dir` or absolute).
+      settings: extra settings recorded in the manifest (e.g. the shapes seed);
+        records written with other settings are never mixed in.
+
+    Returns the split's SplitStats. Complete shards of an earlier run with the
+    same inputs and settings (checksum as in the manifest) are kept.
+    """
+    start = time.monotonic()
+    expressions = list(source.expressions(split))
+    padded = split in config.TRAIN_SPLITS
+    num_shards = int(num_shards) if num_shards else default_num_shards(len(expressions))
+    os.makedirs(out_dir, exist_ok=True)
+    manifest_path = os.path.join(out_dir, MANIFEST_NAME)
+    header = _manifest_header(source.name, vocab, vocab_file, image_size, num_words, settings)
+    manifest = _load_manifest(out_dir, header)
+    fingerprint = _json_sha256({
+        "split": split, "num_shards": num_shards, "padded": padded,
+        "header": {key: header[key] for key in _HEADER_KEYS},
+        "expressions": _expressions_sha256(expressions)})
+
+    _remove_stale_files(out_dir, split, num_shards)
+    complete: Dict[int, Dict[str, Any]] = {}
+    previous = manifest["splits"].get(split)
+    if isinstance(previous, dict) and previous.get("fingerprint") == fingerprint:
+        for shard in previous.get("shards") or []:
+            path = os.path.join(out_dir, str(shard.get("file")))
+            if os.path.isfile(path) and file_sha256(path) == shard.get("sha256"):
+                complete[int(shard["index"])] = shard
+    reused = len(complete)
+
+    entry: Dict[str, Any] = {"fingerprint": fingerprint, "padded": padded,
+                             "expressions": len(expressions), "num_shards": num_shards,
+                             "complete": False}
+
+    def save() -> None:
+        entry["shards"] = [complete[i] for i in sorted(complete)]
+        manifest["splits"][split] = entry
+        _write_json_atomic(manifest_path, manifest)
+
+    def on_result(result: Dict[str, Any]) -> None:
+        complete[result["index"]] = result
+        save()
+
+    save()
+    tasks = []
+    for index, (lo, hi) in enumerate(shard_ranges(len(expressions), num_shards)):
+        if index not in complete:
+            tasks.append(_ShardTask(
+                index=index, path=os.path.join(out_dir, pipeline.shard_name(split, index,
+                                                                            num_shards)),
+                expressions=tuple(expressions[lo:hi]), padded=padded,
+                image_size=int(image_size), num_words=int(num_words), strict=strict))
+    meter = _Progress(f"{source.name} {split}", sum(len(t.expressions) for t in tasks),
+                      progress and bool(tasks))
+    _run_tasks(tasks, source, vocab, num_workers, on_result, meter, strict)
+
+    skipped: collections.Counter = collections.Counter()
+    examples: Dict[str, str] = {}
+    for index in sorted(complete):
+        skipped.update(complete[index].get("skipped") or {})
+        for reason, message in (complete[index].get("skip_examples") or {}).items():
+            examples.setdefault(reason, message)
+    entry.update(complete=True, count=sum(s["records"] for s in complete.values()),
+                 skipped=dict(sorted(skipped.items())))
+    save()
+    stats = SplitStats(split=split, expressions=len(expressions), count=entry["count"],
+                       skipped=entry["skipped"], skip_examples=examples,
+                       shards=entry["shards"], padded=padded, written_shards=len(tasks),
+                       reused_shards=reused, seconds=time.monotonic() - start)
+    if progress:
+        sys.stderr.write(stats.summary() + "\n")
+    return stats
+
+
+def vocabulary_split(source: Source) -> str:
+    """The training split a built vocabulary is counted on (train, else trainval)."""
+    for split in config.TRAIN_SPLITS:
+        if split in source.splits():
+            return split
+    raise ValueError(f"{source.name} has no training split ({config.TRAIN_SPLITS}) to build "
+                     "a vocabulary from: pass --vocab_file")
+
+
+def build_dataset(source: Source, output_dir: str, splits: Optional[Sequence[str]] = None,
+                  vocab_file: Optional[str] = None, build_vocab: bool = False,
+                  min_count: int = 1, num_shards: Optional[int] = None, num_workers: int = 2,
+                  image_size: int = image_ops.DEFAULT_SIZE,
+                  num_words: int = text.DEFAULT_NUM_WORDS, strict: bool = False,
+                  progress: bool = True,
+                  settings: Optional[Dict[str, Any]] = None) -> Dict[str, SplitStats]:
+    """Writes every requested split of `source` under `<output_dir>/<source.name>`.
+
+    The vocabulary is `vocab_file`, or, with `build_vocab` or for a source
+    without an original vocabulary (`vocab_name` None, e.g. shapes), built
+    from the training split with `min_count` and written to
+    `<output_dir>/<dataset>/vocabulary.txt`. Returns {split: SplitStats}.
+    """
+    available = tuple(source.splits())
+    splits = list(splits) if splits else list(available)
+    unknown = [s for s in splits if s not in available]
+    if unknown:
+        raise ValueError(f"Unknown split(s) {unknown} for {source.name}: choose from "
+                         f"{list(available)}")
+    out_dir = os.path.join(output_dir, source.name)
+    settings = dict(settings or {})
+    if build_vocab or source.vocab_name is None:
+        vocab_split = vocabulary_split(source)
+        sentences = [e.sentence for e in source.expressions(vocab_split)
+                     if isinstance(e.sentence, str)]
+        tokens = text.build_vocabulary(sentences, min_count=min_count)
+        vocab = text.Vocabulary(tokens)
+        manifest_vocab = BUILT_VOCAB_NAME  # relative to the dataset directory
+        settings.update(vocab_built_from=vocab_split, min_count=int(min_count))
+        os.makedirs(out_dir, exist_ok=True)
+        # Refuse before touching anything when the directory holds other records.
+        _load_manifest(out_dir, _manifest_header(source.name, vocab, manifest_vocab,
+                                                 image_size, num_words, settings))
+        text.write_vocabulary(tokens, os.path.join(out_dir, BUILT_VOCAB_NAME))
+    else:
+        if not vocab_file:
+            raise ValueError(
+                f"{source.name} needs its vocabulary: pass --vocab_file (the original "
+                f"{source.vocab_name}) or --build_vocab to build one from the training split")
+        vocab = text.Vocabulary.from_file(vocab_file)
+        manifest_vocab = os.path.abspath(vocab_file)
+    stats = {}
+    for split in splits:
+        stats[split] = build_split(
+            source, split, vocab, out_dir, num_shards=num_shards, num_workers=num_workers,
+            image_size=image_size, strict=strict, progress=progress, num_words=num_words,
+            vocab_file=manifest_vocab, settings=settings)
+    return stats
