@@ -390,8 +390,10 @@ def _run_tasks(tasks: List[_ShardTask], source: Source, vocab: text.Vocabulary,
     """Runs shard tasks (in-process for one worker); raises the first DataError
     in expression order when `strict`."""
     errors: List[Dict[str, Any]] = []
-    if num_workers <= 1 or len(tasks) <= 1:
-        counter = _Counter()
+    parallel = num_workers > 1 and len(tasks) > 1
+    context = multiprocessing.get_context(_start_method()) if parallel else None
+    counter = _Counter(context)
+    if not parallel:
         _init_worker(source, vocab, counter)
         try:
             for task in tasks:
@@ -404,8 +406,6 @@ def _run_tasks(tasks: List[_ShardTask], source: Source, vocab: text.Vocabulary,
         finally:
             _WORKER.clear()
     else:
-        context = multiprocessing.get_context(_start_method())
-        counter = _Counter(context)
         pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=min(num_workers, len(tasks)), mp_context=context,
             initializer=_init_worker, initargs=(source, vocab, counter))
@@ -428,7 +428,7 @@ def _run_tasks(tasks: List[_ShardTask], source: Source, vocab: text.Vocabulary,
                 pending = {f for f in pending if not f.cancelled()}
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-    progress.update(progress.total if not errors else 0, force=True)
+    progress.update(counter.get(), force=True)
     if errors and strict:
         reason, message, path = min(errors, key=lambda r: r["index"])["error"]
         raise DataError(reason, message, path)
