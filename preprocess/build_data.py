@@ -7,12 +7,12 @@ Datasets: unc, unc+, Gref, Gref_umd (REFER layout under --data_root),
 referit (the original's data/referit/ layout) and shapes (synthetic, needs
 no --data_root). Output: <output_dir>/<dataset>/<split>-NNNNN-of-MMMMM.tfrecord
 and manifest.json. Re-running after an interruption writes only what is missing.
+The work is `tf_rmi.data.preprocess_lib.preprocess`.
 """
 from __future__ import annotations
 
 import os
 import sys
-from typing import List, Optional
 
 from absl import app, flags
 
@@ -38,64 +38,13 @@ flags.DEFINE_bool("strict", False, "Stop at the first bad sample instead of skip
 flags.DEFINE_integer("seed", 0, "Seed of the synthetic shapes dataset.")
 
 
-def make_source(dataset: str, data_root: Optional[str], seed: int = 0):
-    """The reader of `dataset`; FileNotFoundError / ValueError say what is missing."""
-    if dataset == "shapes":
-        from tf_rmi.data.shapes import ShapesSource
-        return ShapesSource(seed=seed)
-    if not data_root:
-        raise ValueError(f"--data_root is required for {dataset}: the REFER data folder "
-                         "(refcoco/, refcoco+/, refcocog/, images/train2014/) or, for "
-                         "referit, the folder with referit_query_<split>.json, images/, mask/")
-    if dataset == "referit":
-        from tf_rmi.data.referit import ReferItSource
-        return ReferItSource(data_root)
-    from tf_rmi.data.refer import ReferSource
-    return ReferSource(data_root, dataset)
-
-
-def find_vocab_file(vocab_name: Optional[str], data_root: Optional[str]) -> Optional[str]:
-    """The original vocabulary file in `data_root` or its parent (the original
-    kept data/vocabulary_*.txt beside data/referit/), or None."""
-    if not vocab_name or not data_root:
-        return None
-    for directory in (data_root, os.path.dirname(os.path.abspath(data_root))):
-        path = os.path.join(directory, vocab_name)
-        if os.path.isfile(path):
-            return path
-    return None
-
-
-def preprocess(dataset: str, data_root: Optional[str], output_dir: str,
-               splits: Optional[List[str]] = None, vocab_file: Optional[str] = None,
-               build_vocab: bool = False, min_count: int = 1,
-               num_shards: Optional[int] = None, num_workers: int = 2, image_size: int = 320,
-               num_words: int = 20, strict: bool = False, seed: int = 0, progress: bool = True):
-    """Everything `main` does, callable from tests. Returns {split: SplitStats}."""
-    from tf_rmi.data import preprocess_lib
-
-    source = make_source(dataset, data_root, seed)
-    settings = {"seed": int(seed)} if dataset == "shapes" else {}
-    if not (build_vocab or source.vocab_name is None or vocab_file):
-        vocab_file = find_vocab_file(source.vocab_name, data_root)
-        if vocab_file is None:
-            raise FileNotFoundError(
-                f"{dataset} uses the original {source.vocab_name}, not found in {data_root} "
-                "or its parent: pass --vocab_file=<path to it> (or --build_vocab to build "
-                "a new vocabulary from the training split)")
-    return preprocess_lib.build_dataset(
-        source, output_dir, splits=splits or None, vocab_file=vocab_file,
-        build_vocab=build_vocab, min_count=min_count, num_shards=num_shards,
-        num_workers=num_workers, image_size=image_size, num_words=num_words, strict=strict,
-        progress=progress, settings=settings)
-
-
 def main(argv):
     del argv
+    from tf_rmi.data import preprocess_lib
     from tf_rmi.data.sources import DataError
 
     try:
-        stats = preprocess(
+        stats = preprocess_lib.preprocess(
             FLAGS.dataset, FLAGS.data_root, FLAGS.output_dir, FLAGS.splits, FLAGS.vocab_file,
             FLAGS.build_vocab, FLAGS.min_count, FLAGS.num_shards, FLAGS.num_workers,
             FLAGS.image_size, FLAGS.num_words, FLAGS.strict, FLAGS.seed)

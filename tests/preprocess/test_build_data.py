@@ -3,12 +3,13 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from preprocess import build_data
 from tf_rmi.data import image_ops, pipeline, preprocess_lib, refer, referit, schema, text
 from tf_rmi.data.shapes import ShapesSource
 from tf_rmi.data.sources import DataError, Expression, Source
@@ -207,13 +208,13 @@ def test_strict_mode_with_workers_raises_the_same_first_error(tmp_path, gref_voc
 
 def test_missing_data_root_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="absent"):
-        build_data.preprocess("referit", str(tmp_path / "absent"), str(tmp_path / "out"))
+        preprocess_lib.preprocess("referit", str(tmp_path / "absent"), str(tmp_path / "out"))
 
 
 def test_missing_vocabulary_asks_for_the_flag(tmp_path):
     fixtures.write_referit(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="--vocab_file"):
-        build_data.preprocess("referit", str(tmp_path), str(tmp_path / "out"))
+        preprocess_lib.preprocess("referit", str(tmp_path), str(tmp_path / "out"))
 
 
 def test_unknown_split_is_refused(tmp_path, vocab):
@@ -298,6 +299,37 @@ def test_output_is_byte_identical_across_runs_and_worker_counts(tmp_path, vocab)
 
 
 # ---------------------------------------------------------------------------
+# The entry point (in a subprocess: its absl flags would collide with other
+# entry points' flags in this process)
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _build_data(*args):
+    return subprocess.run([sys.executable, "-m", "preprocess.build_data", *args],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_entry_point_writes_the_requested_splits(tmp_path):
+    fixtures.write_referit(str(tmp_path / "referit"))
+    vocab_file = shared_path("vocab", "vocabulary_referit.txt")
+    done = _build_data("--dataset=referit", f"--data_root={tmp_path / 'referit'}",
+                       f"--output_dir={tmp_path / 'out'}", "--splits=test",
+                       f"--vocab_file={vocab_file}", "--num_workers=1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Wrote 1 records of referit (test)" in done.stdout
+    assert pipeline.shard_paths(str(tmp_path / "out"), "referit", "test")
+
+
+def test_entry_point_reports_a_missing_data_root_without_traceback(tmp_path):
+    done = _build_data("--dataset=unc", f"--data_root={tmp_path / 'nowhere'}",
+                       f"--output_dir={tmp_path / 'out'}")
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert f"build_data: REFER data root {tmp_path / 'nowhere'} does not exist" in done.stderr
+
+
+# ---------------------------------------------------------------------------
 # Vocabulary and the other sources
 
 
@@ -320,7 +352,7 @@ def test_referit_through_the_entry_point_library(tmp_path, gref_vocab_file):
     root = tmp_path / "referit"
     fixtures.write_referit(str(root))
     shutil.copy(shared_path("vocab", "vocabulary_referit.txt"), tmp_path)
-    stats = build_data.preprocess("referit", str(root), str(tmp_path / "out"),
+    stats = preprocess_lib.preprocess("referit", str(root), str(tmp_path / "out"),
                                   splits=["trainval", "test"], image_size=16, num_workers=1,
                                   progress=False)
     assert (stats["trainval"].count, stats["test"].count) == (4, 1)

@@ -584,3 +584,63 @@ def build_dataset(source: Source, output_dir: str, splits: Optional[Sequence[str
             image_size=image_size, strict=strict, progress=progress, num_words=num_words,
             vocab_file=manifest_vocab, settings=settings)
     return stats
+
+
+# ----------------------------------------------------------------------------
+# What the `preprocess/build_data.py` entry point runs
+
+
+def make_source(dataset: str, data_root: Optional[str], seed: int = 0) -> Source:
+    """The reader of a dataset flag; FileNotFoundError / ValueError say what is missing."""
+    if dataset == "shapes":
+        from tf_rmi.data.shapes import ShapesSource
+        return ShapesSource(seed=seed)
+    if dataset not in config.SPLITS_FOR_DATASET:
+        raise ValueError(f"Unknown dataset {dataset!r}: choose from "
+                         f"{sorted(config.SPLITS_FOR_DATASET)}")
+    if not data_root:
+        raise ValueError(f"--data_root is required for {dataset}: the REFER data folder "
+                         "(refcoco/, refcoco+/, refcocog/, images/train2014/) or, for "
+                         "referit, the folder with referit_query_<split>.json, images/, mask/")
+    if dataset == "referit":
+        from tf_rmi.data.referit import ReferItSource
+        return ReferItSource(data_root)
+    from tf_rmi.data.refer import ReferSource
+    return ReferSource(data_root, dataset)
+
+
+def find_vocab_file(vocab_name: Optional[str], data_root: Optional[str]) -> Optional[str]:
+    """The original vocabulary file in `data_root` or its parent (the release
+    kept data/vocabulary_*.txt beside data/referit/), or None."""
+    if not vocab_name or not data_root:
+        return None
+    for directory in (data_root, os.path.dirname(os.path.abspath(data_root))):
+        path = os.path.join(directory, vocab_name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def preprocess(dataset: str, data_root: Optional[str], output_dir: str,
+               splits: Optional[Sequence[str]] = None, vocab_file: Optional[str] = None,
+               build_vocab: bool = False, min_count: int = 1,
+               num_shards: Optional[int] = None, num_workers: int = 2,
+               image_size: int = image_ops.DEFAULT_SIZE,
+               num_words: int = text.DEFAULT_NUM_WORDS, strict: bool = False, seed: int = 0,
+               progress: bool = True) -> Dict[str, SplitStats]:
+    """`build_dataset` for a dataset flag, finding the original vocabulary
+    when none is given. Returns {split: SplitStats}."""
+    source = make_source(dataset, data_root, seed)
+    settings = {"seed": int(seed)} if dataset == "shapes" else {}
+    if not (build_vocab or source.vocab_name is None or vocab_file):
+        vocab_file = find_vocab_file(source.vocab_name, data_root)
+        if vocab_file is None:
+            raise FileNotFoundError(
+                f"{dataset} uses the original {source.vocab_name}, not found in {data_root} "
+                "or its parent: pass --vocab_file=<path to it> (or --build_vocab to build "
+                "a new vocabulary from the training split)")
+    return build_dataset(
+        source, output_dir, splits=splits or None, vocab_file=vocab_file,
+        build_vocab=build_vocab, min_count=min_count, num_shards=num_shards,
+        num_workers=num_workers, image_size=image_size, num_words=num_words, strict=strict,
+        progress=progress, settings=settings)
