@@ -170,15 +170,22 @@ def test_bad_samples_are_skipped_and_counted_by_reason(tmp_path, gref_vocab_file
     assert "COCO_train2014_000000000010.jpg" in stats.skip_examples["missing_image"]
 
 
-def test_vanishing_mask_is_kept_at_original_size(tmp_path, gref_vocab_file):
-    """Ref 15's one-pixel mask is empty only after resizing, so only a training
-    split drops it."""
-    root = str(tmp_path / "raw")
-    fixtures.write_refer(root, bad=True)
-    source = refer.ReferSource(root, "unc")
-    dot = [e for e in source.expressions("train") if e.ref_id == "15"][0]
-    assert source.load_mask(dot).sum() == 1
-    assert not image_ops.resize_and_pad_mask(source.load_mask(dot), 8).any()
+class DotSource(TinySource):
+    """32x32 images whose mask is pixel (0, 0) only: resizing 32 -> 8 samples
+    input positions 4x + 1.5, which never read row or column 0."""
+
+    def load_image(self, expr):
+        return fixtures.gradient_image(32, 32, 3)
+
+    def load_mask(self, expr):
+        return fixtures.rect_mask(32, 32, (0, 0, 1, 1))
+
+
+def test_mask_vanishing_in_the_resize_is_skipped_only_in_training_splits(tmp_path):
+    stats = preprocess_lib.build_dataset(DotSource(2), str(tmp_path), build_vocab=True,
+                                         image_size=8, num_workers=1, progress=False)
+    assert (stats["train"].count, stats["train"].skipped) == (0, {"empty_mask": 2})
+    assert (stats["val"].count, stats["val"].skipped) == (2, {})
 
 
 def test_strict_mode_raises_the_first_bad_sample_naming_the_file(tmp_path, gref_vocab_file):
@@ -217,7 +224,7 @@ def test_missing_vocabulary_asks_for_the_flag(tmp_path):
         preprocess_lib.preprocess("referit", str(tmp_path), str(tmp_path / "out"))
 
 
-def test_unknown_split_is_refused(tmp_path, vocab):
+def test_unknown_split_is_refused(tmp_path):
     with pytest.raises(ValueError, match="testA"):
         preprocess_lib.build_dataset(TinySource(), str(tmp_path), splits=["testA"],
                                      build_vocab=True, progress=False)
@@ -348,7 +355,7 @@ def test_built_vocabulary_is_written_beside_the_records(tmp_path):
     assert stats["val"].count == len(source.expressions("val"))
 
 
-def test_referit_through_the_entry_point_library(tmp_path, gref_vocab_file):
+def test_referit_through_the_entry_point_library(tmp_path):
     root = tmp_path / "referit"
     fixtures.write_referit(str(root))
     shutil.copy(shared_path("vocab", "vocabulary_referit.txt"), tmp_path)
