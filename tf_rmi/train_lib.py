@@ -443,7 +443,13 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
         strategy = make_strategy(tcfg.strategy)
         num_replicas = strategy.num_replicas_in_sync
         global_batch = tcfg.batch_size * num_replicas
+        # The global seed first: tf.data combines it with the shuffles' op seeds, so
+        # the data order is a function of tcfg.seed alone (not of earlier seeding).
         keras.utils.set_random_seed(tcfg.seed)
+        # Built before the (slow) model build so that bad records fail early.
+        dataset = pipeline.train_dataset(run_config.data, split, batch_size=global_batch,
+                                          seed=tcfg.seed, repeat=True,
+                                          shuffle_buffer=tcfg.shuffle_buffer)
 
         with strategy.scope():
             model, optimizer, step_var, checkpoint = build_training_state(run_config)
@@ -460,9 +466,6 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
         start_step = int(step_var.numpy())
         end_step = tcfg.iterations if max_steps is None else min(tcfg.iterations, max_steps)
 
-        dataset = pipeline.train_dataset(run_config.data, split, batch_size=global_batch,
-                                          seed=tcfg.seed, repeat=True,
-                                          shuffle_buffer=tcfg.shuffle_buffer)
         # Step k consumes element k of the seeded stream (see the module docstring).
         dataset = dataset.skip(start_step)
         if tcfg.strategy == "multi_worker":
