@@ -379,3 +379,15 @@ def test_real_referit_queries_without_images_are_counted_skips(tmp_path):
     assert stats.count == 0
     assert sum(stats.skipped.values()) == stats.expressions == len(source.expressions("val"))
     assert stats.skipped["missing_image"] > 1000
+
+
+def test_group_by_image_makes_each_image_consecutive_and_is_stable():
+    from tf_rmi.data.preprocess_lib import group_by_image
+    from tf_rmi.data.sources import Expression
+
+    def expr(image, ref):
+        return Expression(image, ref, ref, ref + "-s", "a sentence", "val")
+
+    refs = [expr("b", "1"), expr("a", "2"), expr("b", "3"), expr("c", "4"), expr("a", "5")]
+    grouped = group_by_image(refs)
+    assert [e.ref_id for e in grouped] == ["1", "3", "2", "5", "4"]

@@ -108,9 +108,14 @@ def shard_paths(tfrecord_dir: str, dataset: str, split: str) -> List[str]:
 
 
 def _first_record(paths: List[str]) -> bytes:
-    for record in tf.data.TFRecordDataset(paths[:1]).take(1):
-        return record.numpy()
-    raise ValueError(f"Shard {paths[0]} holds no records: re-run `make preprocess` for this split")
+    """The first record of the first non-empty shard (a shard whose every sample
+    was skipped is legitimately empty)."""
+    for path in paths:
+        for record in tf.data.TFRecordDataset([path]).take(1):
+            return record.numpy()
+    raise ValueError(f"The {len(paths)} shard(s) starting with {paths[0]} hold no records: "
+                     "every sample was skipped; see the preprocess summary and re-run "
+                     "`make preprocess` for this split")
 
 
 def _check_records(paths: List[str], data_cfg, split: str, training: bool) -> None:

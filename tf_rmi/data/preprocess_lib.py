@@ -434,6 +434,24 @@ def _run_tasks(tasks: List[_ShardTask], source: Source, vocab: text.Vocabulary,
         raise DataError(reason, message, path)
 
 
+def group_by_image(expressions) -> list:
+    """Stable regrouping so that all expressions of an image are consecutive (evaluation splits).
+
+    Images keep the order of their first expression, expressions keep their
+    order within an image. Evaluation then runs the trunk once per image over
+    consecutive records (REFER lists refs, not images, so one image's refs can
+    be far apart in refs(*).p), and workers decode each image once.
+    """
+    order: dict = {}
+    groups: list = []
+    for expr in expressions:
+        if expr.image_id not in order:
+            order[expr.image_id] = len(groups)
+            groups.append([])
+        groups[order[expr.image_id]].append(expr)
+    return [expr for group in groups for expr in group]
+
+
 def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str,
                 num_shards: Optional[int] = None, num_workers: int = 2,
                 image_size: int = image_ops.DEFAULT_SIZE, strict: bool = False,
@@ -460,8 +478,11 @@ def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str
     same inputs and settings (checksum as in the manifest) are kept.
     """
     start = time.monotonic()
-    expressions = list(source.expressions(split))
     padded = split in config.TRAIN_SPLITS
+    expressions = list(source.expressions(split))
+    if not padded:
+        # Evaluation shares one trunk pass among consecutive same-image records.
+        expressions = group_by_image(expressions)
     num_shards = int(num_shards) if num_shards else default_num_shards(len(expressions))
     os.makedirs(out_dir, exist_ok=True)
     manifest_path = os.path.join(out_dir, MANIFEST_NAME)
