@@ -200,8 +200,8 @@ def test_first_adam_step_receives_doubled_bias_gradients(tfrecord_dir, tmp_path)
 
 
 def test_training_lowers_the_loss_on_a_learnable_task(tfrecord_dir, tmp_path):
-    config = tiny_run_config(tfrecord_dir, iterations=60, snapshot_every=60, learning_rate=3e-3,
-                             end_learning_rate=1e-3)
+    config = tiny_run_config(tfrecord_dir, iterations=60, snapshot_every=60, learning_rate=1e-2,
+                             end_learning_rate=3e-3)
     summary = train_lib.train(config, str(tmp_path), progress=False)
     losses = summary["cls_losses"]
     assert len(losses) == 60
@@ -365,3 +365,35 @@ def test_train_entry_point_reports_bad_input_without_traceback(tfrecord_dir, tmp
     assert result.returncode != 0
     assert "train: " in result.stderr and "num_words=20" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_pretrained_trunk_is_loaded_before_the_first_checkpoint_and_not_on_resume(
+        tfrecord_dir, tmp_path, monkeypatch):
+    from tf_rmi.models import pretrained
+
+    calls = []
+
+    def fake_load_pretrained(trunk, path, weights, fc1000=None, verify=True):
+        # Stands in for reading a 170 MB ResNet-101 file: marks one trunk variable.
+        calls.append((path, weights, fc1000))
+        trunk.original_variables()["group_1/conv1/DW"].assign(
+            tf.fill(trunk.original_variables()["group_1/conv1/DW"].shape, 0.125))
+        return pretrained.ImportReport("resnet", path, ["group_1/conv1/DW"], [])
+
+    monkeypatch.setattr(pretrained, "load_pretrained", fake_load_pretrained)
+    weights_file = tmp_path / "resnet101.npy"
+    weights_file.write_bytes(b"placeholder")
+    config = tiny_run_config(tfrecord_dir, iterations=2, snapshot_every=1, batch_size=1,
+                             pretrained=str(weights_file))
+    config = dataclasses.replace(config, model=dataclasses.replace(
+        config.model, trunk="resnet101", weights="resnet"))
+    run_dir = str(tmp_path / "run")
+    summary = train_lib.train(config, run_dir, progress=False, max_steps=1)
+    assert len(calls) == 1 and calls[0][:2] == (str(weights_file), "resnet")
+    kernel, bias = calls[0][2]  # the model's fc1000 (its visual projection)
+    assert kernel.path.endswith("fc1000/DW") and bias.path.endswith("fc1000/biases")
+    saved = checkpoint_tensors(summary["checkpoint"])
+    conv1 = [k for k in saved if k.startswith("model/trunk") and np.all(saved[k] == 0.125)]
+    assert conv1, "the imported trunk weights are not in the first checkpoint"
+    train_lib.train(config, run_dir, progress=False)
+    assert len(calls) == 1  # resumed from the checkpoint, not re-imported

@@ -388,7 +388,8 @@ def _load_pretrained(model, run_config: RunConfig):
             "see checkpoints/README for where each file goes")
     fc1000 = None
     if run_config.model.weights == "resnet":
-        fc1000 = model.fc1000_variables()
+        # With ImageNet weights the visual projection IS the classifier fc1000.
+        fc1000 = (model.visual_proj.kernel, model.visual_proj.bias)
     return load_pretrained(model.trunk, path, run_config.model.weights, fc1000=fc1000)
 
 
