@@ -397,3 +397,34 @@ def test_pretrained_trunk_is_loaded_before_the_first_checkpoint_and_not_on_resum
     assert conv1, "the imported trunk weights are not in the first checkpoint"
     train_lib.train(config, run_dir, progress=False)
     assert len(calls) == 1  # resumed from the checkpoint, not re-imported
+
+
+@pytest.mark.paper_size
+def test_paper_size_deeplab_rmi_trains_two_steps(tmp_path):
+    """D+RMI at the paper's sizes (ResNet-101 at 320, 1000/1000/500 head, T=20, the
+    Gref vocabulary size): two steps of batch 1 run, start near 1600 cells x ln 2,
+    and write ckpt-2. About 30 s on 2 CPU cores."""
+    size, num_words = 320, 20
+    root = str(tmp_path / "records")
+    directory = os.path.join(root, "unc")
+    os.makedirs(directory)
+    rng = np.random.default_rng(0)
+    with tf.io.TFRecordWriter(os.path.join(directory, pipeline.shard_name("train", 0, 1))) as writer:
+        for n in range(2):
+            mask = np.zeros((size, size), bool)
+            mask[60:200, 80:250] = True
+            example = schema.make_example(
+                schema.encode_png(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)),
+                schema.encode_mask_png(mask), [0] * 16 + [5, 6, 7, 8], "s", n, n, n, n, size,
+                size, padded=True)
+            writer.write(example.SerializeToString())
+    with open(os.path.join(directory, "manifest.json"), "w") as f:
+        json.dump({"settings": {"image_size": size}}, f)
+    config = RunConfig(data=DataConfig(dataset="unc", tfrecord_dir=root),
+                       model=dataclasses.replace(RunConfig().model, vocab_size=12112),
+                       train=TrainConfig(iterations=2, snapshot_every=2))
+    assert (config.model.model, config.model.weights, config.model.trunk) == ("RMI", "deeplab", "resnet101")
+    summary = train_lib.train(config, str(tmp_path / "run"), progress=False)
+    assert summary["step"] == 2 and summary["checkpoint"].endswith("ckpt-2")
+    assert all(np.isfinite(summary["losses"]))
+    assert abs(summary["cls_losses"][0] - 1600 * np.log(2)) < 0.1 * 1600 * np.log(2)
