@@ -1,0 +1,107 @@
+"""Evaluation end to end on a tiny model and hand-written records."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import REPO_ROOT, tiny_model_config
+from tf_rmi import eval_lib
+from tf_rmi.config import DataConfig, EvalConfig, RunConfig
+from tf_rmi.data import pipeline, schema
+from tf_rmi.models.segmenter import build_model
+
+NUM_WORDS = 6
+
+
+def _write_eval_split(root, dataset="tiny", split="val"):
+    """3 images of different sizes with 3, 1 and 2 expressions, grouped by image."""
+    rng = np.random.RandomState(0)
+    examples = []
+    sizes = [(50, 70), (64, 64), (90, 40)]
+    counts = [3, 1, 2]
+    for k, ((h, w), n) in enumerate(zip(sizes, counts)):
+        image = rng.randint(0, 255, (h, w, 3)).astype(np.uint8)
+        for j in range(n):
+            mask = np.zeros((h, w), np.uint8)
+            mask[5 + 3 * j:25 + 3 * j, 10:30] = 1
+            words = np.zeros(NUM_WORDS, np.int64)
+            words[-(j + 2):] = rng.randint(1, 40, j + 2)
+            sentence = " ".join(["word"] * (j + 2 + 3 * k))
+            examples.append(schema.make_example(
+                schema.encode_png(image), schema.encode_mask_png(mask), words, sentence,
+                f"img{k}", f"ref{k}-{j}", f"ann{k}-{j}", f"s{k}-{j}", h, w, padded=False))
+    out = os.path.join(root, dataset)
+    os.makedirs(out, exist_ok=True)
+    with tf.io.TFRecordWriter(os.path.join(out, pipeline.shard_name(split, 0, 1))) as writer:
+        for ex in examples:
+            writer.write(ex.SerializeToString())
+    return len(examples)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("records"))
+    count = _write_eval_split(root)
+    cfg = tiny_model_config(num_words=NUM_WORDS)
+    model = build_model(cfg)
+    run_config = RunConfig(data=DataConfig(dataset="tiny", tfrecord_dir=root,
+                                           input_size=cfg.input_size, num_words=NUM_WORDS),
+                           model=cfg)
+    return root, count, model, run_config
+
+
+def test_results_files_and_metrics_are_written(setup, tmp_path):
+    root, count, model, run_config = setup
+    out_dir = str(tmp_path / "results")
+    results = eval_lib.evaluate(model, run_config, EvalConfig(split="val"), out_dir=out_dir,
+                                progress=False)
+    assert results["expressions"] == count
+    saved = json.load(open(os.path.join(out_dir, "results.json")))
+    assert saved["raw"]["overall_iou"] == pytest.approx(results["raw"]["overall_iou"])
+    assert 0.0 <= saved["raw"]["overall_iou"] <= 1.0
+    assert sum(g["count"] for g in saved["raw"]["length_groups"]) == count
+    assert "overall IoU" in open(os.path.join(out_dir, "results.md")).read()
+    assert saved["crf"] is None
+
+
+def test_shared_trunk_and_per_expression_give_identical_metrics(setup):
+    root, _, model, run_config = setup
+    shared = eval_lib.evaluate(model, run_config, EvalConfig(split="val", crf=True),
+                               progress=False)
+    single = eval_lib.evaluate(model, run_config,
+                               EvalConfig(split="val", crf=True, shared_trunk=False),
+                               progress=False)
+    for key in ("raw", "crf"):
+        assert shared[key] == single[key]
+    assert shared["crf"]["count"] == shared["raw"]["count"]
+
+
+def test_eval_records_keep_original_sizes_and_the_model_sees_the_padded_input(setup):
+    root, _, model, run_config = setup
+    runner = eval_lib.ModelRunner(model)
+    records = list(pipeline.eval_dataset(run_config.data, "val").as_numpy_iterator())
+    assert {r["image"].shape[:2] for r in records} == {(50, 70), (64, 64), (90, 40)}
+    from tf_rmi.data import image_ops
+    record = records[0]
+    padded = image_ops.resize_and_pad(record["image"], 64)
+    logits = runner.shared_trunk(image_ops.caffe_preprocess(padded), record["words"][None])
+    assert logits.shape == (1, 64, 64)
+
+
+def test_missing_split_is_a_clear_error(setup):
+    root, _, model, run_config = setup
+    with pytest.raises(FileNotFoundError, match="make preprocess"):
+        eval_lib.evaluate(model, run_config, EvalConfig(split="testB"), progress=False)
+
+
+def test_entry_point_reports_a_bad_checkpoint_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "tf_rmi.evaluate", f"--checkpoint={tmp_path}/nothing"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "neither a run directory nor a checkpoint prefix" in result.stderr

@@ -1,0 +1,52 @@
+"""Evaluates a trained (or imported) run on an evaluation split.
+
+    make eval DATASET=unc SPLIT=val CKPT=runs/unc_RMI_deeplab [CRF=1]
+    python -m tf_rmi.evaluate --checkpoint=runs/unc_RMI_deeplab --split=val --crf
+
+The architecture comes from the run's config.json; results are written to
+experiments/results/<run>/<split>/ (results.json, results.md).
+"""
+import os
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("checkpoint", None, "Run directory or checkpoint prefix.")
+flags.DEFINE_string("split", "val", "Evaluation split.")
+flags.DEFINE_string("tfrecord_dir", None, "TFRecord root (default: the run's).")
+flags.DEFINE_bool("crf", False, "Also score DenseCRF predictions (same pass).")
+flags.DEFINE_integer("max_expressions", 0, "Evaluate only the first N (0 = all).")
+flags.DEFINE_bool("per_expression", False, "One full model call per expression.")
+flags.DEFINE_string("output_dir", None, "Default: experiments/results/<run>/<split>.")
+flags.DEFINE_integer("visualize", 0, "Write Fig. 7 style figures of the first N.")
+flags.mark_flag_as_required("checkpoint")
+
+
+def main(argv):
+    del argv
+    from tf_rmi import eval_lib
+    from tf_rmi.config import EvalConfig
+    from tf_rmi.run_dir import restore_model
+
+    try:
+        model, run_config, prefix = restore_model(FLAGS.checkpoint)
+        run_name = os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(prefix))))
+        out_dir = FLAGS.output_dir or os.path.join("experiments", "results", run_name, FLAGS.split)
+        eval_cfg = EvalConfig(split=FLAGS.split, crf=FLAGS.crf, visualize=FLAGS.visualize,
+                              max_expressions=FLAGS.max_expressions,
+                              shared_trunk=not FLAGS.per_expression)
+        results = eval_lib.evaluate(model, run_config, eval_cfg, FLAGS.tfrecord_dir,
+                                    out_dir=out_dir, checkpoint=prefix)
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f"evaluate: {err}")
+    print(eval_lib.console_summary(results))
+    print(f"Results: {out_dir}/results.json, results.md")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,115 @@
+"""Referring segmentation metrics as the original release computes them.
+
+Per expression, `I = |pred & gt|`, `U = |pred | gt|` at original resolution.
+Overall IoU = sum(I) / sum(U) over the split ("cumulative IoU" in the original);
+precision@X = share of expressions with `I/U >= X`. Mean IoU (not in the
+original; later work reports it) averages the per-expression IoU. An
+expression with U = 0 (empty prediction and empty mask) has I/U = 0/0 in the
+original, which is NaN and so never counts as correct; we give it IoU 0 for the
+same effect on precision (preprocessing skips empty masks, so it does not occur
+in our records).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+IOU_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def intersection_and_union(pred: np.ndarray, gt: np.ndarray) -> Tuple[int, int]:
+    """Pixel counts of `pred & gt` and `pred | gt` (bool arrays of one shape)."""
+    pred, gt = np.asarray(pred, bool), np.asarray(gt, bool)
+    if pred.shape != gt.shape:
+        raise ValueError(f"Prediction {pred.shape} and mask {gt.shape} differ in shape")
+    return int(np.logical_and(pred, gt).sum()), int(np.logical_or(pred, gt).sum())
+
+
+def iou(intersection: int, union: int) -> float:
+    """I/U, or 0 when U = 0 (the original's NaN never passes a threshold)."""
+    return float(intersection) / union if union > 0 else 0.0
+
+
+def overall_iou(intersections: Sequence[int], unions: Sequence[int]) -> float:
+    total = float(np.sum(unions))
+    return float(np.sum(intersections)) / total if total > 0 else 0.0
+
+
+def mean_iou(ious: Sequence[float]) -> float:
+    return float(np.mean(ious)) if len(ious) else 0.0
+
+
+def precision_at(ious: Sequence[float], thresholds=IOU_THRESHOLDS) -> Dict[str, float]:
+    """{"0.5": share of ious >= 0.5, ...} (the original compares with >=)."""
+    ious = np.asarray(ious, np.float64)
+    n = max(len(ious), 1)
+    return {f"{t:.1f}": float(np.sum(ious >= t)) / n for t in thresholds}
+
+
+def length_group_bounds(lengths: Sequence[int], num_groups: int = 4) -> List[Tuple[int, int]]:
+    """Inclusive length ranges splitting `lengths` into groups of roughly equal size.
+
+    The paper's Tables 2-5 split each test set into four groups by expression
+    length. Bounds are chosen at integer lengths (expressions of one length stay
+    together): group k ends at the smallest length whose cumulative count
+    reaches k/num_groups of the total.
+    """
+    lengths = np.asarray(lengths, int)
+    if lengths.size == 0:
+        return []
+    values = np.unique(lengths)
+    cum = np.array([np.sum(lengths <= v) for v in values]) / lengths.size
+    bounds, start = [], int(values[0])
+    for k in range(1, num_groups + 1):
+        candidates = values[cum >= k / num_groups - 1e-9]
+        end = int(candidates[0]) if candidates.size else int(values[-1])
+        if end < start:
+            continue
+        bounds.append((start, end))
+        start = end + 1
+        if end >= values[-1]:
+            break
+    return bounds
+
+
+@dataclasses.dataclass
+class ScoreAccumulator:
+    """Collects per-expression I, U and length; reports the paper's metrics."""
+
+    intersections: List[int] = dataclasses.field(default_factory=list)
+    unions: List[int] = dataclasses.field(default_factory=list)
+    lengths: List[int] = dataclasses.field(default_factory=list)
+
+    def add(self, pred: np.ndarray, gt: np.ndarray, length: int) -> float:
+        i, u = intersection_and_union(pred, gt)
+        self.intersections.append(i)
+        self.unions.append(u)
+        self.lengths.append(int(length))
+        return iou(i, u)
+
+    @property
+    def ious(self) -> List[float]:
+        return [iou(i, u) for i, u in zip(self.intersections, self.unions)]
+
+    def summary(self, bounds=None) -> dict:
+        """overall_iou, mean_iou, precision, count, and per length group."""
+        out = {"count": len(self.unions),
+               "overall_iou": overall_iou(self.intersections, self.unions),
+               "mean_iou": mean_iou(self.ious),
+               "precision": precision_at(self.ious)}
+        if bounds is None:
+            bounds = length_group_bounds(self.lengths)
+        groups = []
+        lengths = np.asarray(self.lengths)
+        ious = np.asarray(self.ious)
+        for lo, hi in bounds:
+            sel = (lengths >= lo) & (lengths <= hi)
+            groups.append({
+                "lengths": [int(lo), int(hi)], "count": int(sel.sum()),
+                "overall_iou": overall_iou(np.asarray(self.intersections)[sel],
+                                           np.asarray(self.unions)[sel]),
+                "mean_iou": mean_iou(ious[sel])})
+        out["length_groups"] = groups
+        return out
