@@ -1,0 +1,123 @@
+"""Pure-TensorFlow twins of the text and image preprocessing, for serving graphs.
+
+They compute what `tf_rmi.data.text` and `tf_rmi.data.image_ops` compute, so a
+SavedModel can take raw bytes and a sentence with no Python code around it:
+
+- `tokenize_and_encode_tf`: the original tokenizer (ASCII `(\\W+)` split keeping
+  the separators, pieces non-empty after stripping kept unstripped, lowercase,
+  a final exact "." dropped), vocabulary lookup, first T ids, front padding.
+- `resize_and_pad_tf` / `inverse_resize_and_pad_tf`: the 2017 skimage bilinear
+  resize (half-pixel map evaluated in float64, constant-0 outside, no
+  anti-aliasing, output clipped to the input range) and the original's inverse.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+# RE2 has no ASCII-only \W; this class is its ASCII meaning.
+_NON_WORD = "[^A-Za-z0-9_]+"
+_SEPARATOR = "\x00"
+
+
+def vocab_table(vocab) -> tf.lookup.StaticHashTable:
+    """token -> id table with the Python Vocabulary's rules (later duplicate lines
+    win; unknown tokens -> <unk>). `vocab` is a `tf_rmi.data.text.Vocabulary`."""
+    ids = {}
+    for i, token in enumerate(vocab.tokens):
+        ids[token] = i
+    keys = tf.constant(list(ids.keys()), tf.string)
+    values = tf.constant(list(ids.values()), tf.int32)
+    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values),
+                                     default_value=vocab.unk_id)
+
+
+def tokenize_tf(sentence: tf.Tensor) -> tf.Tensor:
+    """1-D string tensor of tokens of a scalar UTF-8 sentence (may be empty)."""
+    text = tf.strings.strip(sentence)
+    marked = tf.strings.regex_replace(text, f"({_NON_WORD})",
+                                      _SEPARATOR + "\\1" + _SEPARATOR)
+    pieces = tf.strings.split(marked, sep=_SEPARATOR)
+    pieces = tf.boolean_mask(pieces, tf.strings.length(tf.strings.strip(pieces)) > 0)
+    pieces = tf.strings.lower(pieces, encoding="utf-8")
+    n = tf.size(pieces)
+    drop_last = tf.logical_and(n > 0, tf.equal(pieces[tf.maximum(n - 1, 0)], "."))
+    return pieces[:n - tf.cast(drop_last, tf.int32)]
+
+
+def tokenize_and_encode_tf(sentence: tf.Tensor, table, num_words: int) -> tf.Tensor:
+    """int32 [num_words]: first `num_words` ids, front-padded with 0 (<pad>)."""
+    ids = tf.cast(table.lookup(tokenize_tf(sentence)), tf.int32)[:num_words]
+    pad = num_words - tf.size(ids)
+    return tf.reshape(tf.concat([tf.zeros([pad], tf.int32), ids], 0), [num_words])
+
+
+def _positions(in_size, out_size, start, count):
+    """float64 input positions of output pixels start..start+count-1 (half-pixel map)."""
+    x = tf.cast(tf.range(start, start + count), tf.float64)
+    return (x + 0.5) * tf.cast(in_size, tf.float64) / tf.cast(out_size, tf.float64) - 0.5
+
+
+def _gather_constant(image, index, axis):
+    """Gathers along `axis`, reading 0 where the index falls outside the image."""
+    size = tf.shape(image)[axis]
+    index = tf.cast(index, tf.int32)
+    inside = tf.logical_and(index >= 0, index < size)
+    picked = tf.gather(image, tf.where(inside, index, 0), axis=axis)
+    shape = [1, 1, 1]
+    shape[axis] = -1
+    return picked * tf.reshape(tf.cast(inside, image.dtype), shape)
+
+
+def skimage_resize_tf(image, out_h, out_w, crop=None):
+    """float64 [out_h, out_w, C] (or the crop window): `image_ops.skimage_resize`."""
+    if crop is None:
+        crop = (0, 0, out_h, out_w)
+    top, left, height, width = crop
+    in_h, in_w = tf.shape(image)[0], tf.shape(image)[1]
+    r = _positions(in_h, out_h, top, height)
+    c = _positions(in_w, out_w, left, width)
+    r0, r1, c0, c1 = tf.floor(r), tf.math.ceil(r), tf.floor(c), tf.math.ceil(c)
+    dr = (r - r0)[:, None, None]
+    dc = (c - c0)[None, :, None]
+    top_rows, bottom_rows = _gather_constant(image, r0, 0), _gather_constant(image, r1, 0)
+    top_v = (1 - dc) * _gather_constant(top_rows, c0, 1) + dc * _gather_constant(top_rows, c1, 1)
+    bot_v = (1 - dc) * _gather_constant(bottom_rows, c0, 1) + dc * _gather_constant(bottom_rows, c1, 1)
+    out = (1 - dr) * top_v + dr * bot_v
+    # skimage 0.13 clips to the input's range, keeping exact zeros (cval) when 0
+    # lies outside that range.
+    lo, hi = tf.reduce_min(image), tf.reduce_max(image)
+    clipped = tf.clip_by_value(out, lo, hi)
+    keep_zero = tf.logical_not(tf.logical_and(lo <= 0.0, 0.0 <= hi))
+    return tf.where(tf.logical_and(keep_zero, tf.equal(out, 0.0)), out, clipped)
+
+
+def resize_pad_geometry_tf(h, w, size: int):
+    """(new_h, new_w, top, left) as int32 scalars (round half to even, as np.round)."""
+    h64, w64 = tf.cast(h, tf.float64), tf.cast(w, tf.float64)
+    scale = tf.minimum(size / h64, size / w64)
+    new_h = tf.cast(tf.round(h64 * scale), tf.int32)
+    new_w = tf.cast(tf.round(w64 * scale), tf.int32)
+    return new_h, new_w, (size - new_h) // 2, (size - new_w) // 2
+
+
+def resize_and_pad_tf(image, size: int):
+    """uint8 [size, size, 3] from uint8 [H, W, 3]: `image_ops.resize_and_pad`."""
+    h, w = tf.shape(image)[0], tf.shape(image)[1]
+    new_h, new_w, top, left = resize_pad_geometry_tf(h, w, size)
+    resized = skimage_resize_tf(tf.cast(image, tf.float64) / 255.0, new_h, new_w)
+    padded = tf.pad(resized, [[top, size - new_h - top], [left, size - new_w - left], [0, 0]])
+    return tf.cast(tf.clip_by_value(tf.math.rint(padded * 255.0), 0, 255), tf.uint8)
+
+
+def inverse_resize_and_pad_tf(pred, h, w):
+    """bool [h, w] from a [S, S] 0/1 map: `image_ops.inverse_resize_and_pad`."""
+    size_h, size_w = tf.shape(pred)[0], tf.shape(pred)[1]
+    h64, w64 = tf.cast(h, tf.float64), tf.cast(w, tf.float64)
+    scale = tf.maximum(h64 / tf.cast(size_h, tf.float64), w64 / tf.cast(size_w, tf.float64))
+    resized_h = tf.cast(tf.round(tf.cast(size_h, tf.float64) * scale), tf.int32)
+    resized_w = tf.cast(tf.round(tf.cast(size_w, tf.float64) * scale), tf.int32)
+    crop = ((resized_h - h) // 2, (resized_w - w) // 2, h, w)
+    foreground = tf.cast(tf.not_equal(tf.cast(pred, tf.float32), 0.0), tf.float64)
+    values = skimage_resize_tf(foreground[:, :, None],
+                               resized_h, resized_w, crop)
+    return tf.not_equal(values[:, :, 0], 0.0)
