@@ -106,7 +106,8 @@ def resize_and_pad_tf(image, size: int):
     new_h, new_w, top, left = resize_pad_geometry_tf(h, w, size)
     resized = skimage_resize_tf(tf.cast(image, tf.float64) / 255.0, new_h, new_w)
     padded = tf.pad(resized, [[top, size - new_h - top], [left, size - new_w - left], [0, 0]])
-    return tf.cast(tf.clip_by_value(tf.math.rint(padded * 255.0), 0, 255), tf.uint8)
+    out = tf.cast(tf.clip_by_value(tf.math.rint(padded * 255.0), 0, 255), tf.uint8)
+    return tf.reshape(out, [size, size, 3])
 
 
 def inverse_resize_and_pad_tf(pred, h, w):

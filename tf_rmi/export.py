@@ -1,0 +1,33 @@
+"""Exports a run as a self-contained SavedModel (see tf_rmi/export_lib.py).
+
+    make export CKPT=runs/shapes_RMI_deeplab EXPORT_DIR=exports/shapes_rmi
+    saved_model_cli show --dir exports/shapes_rmi --all
+"""
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("checkpoint", None, "Run directory or checkpoint prefix.")
+flags.DEFINE_string("output_dir", None, "Where to write the SavedModel.")
+flags.DEFINE_string("vocab_file", None, "Vocabulary (default: the run's).")
+flags.mark_flags_as_required(["checkpoint", "output_dir"])
+
+
+def main(argv):
+    del argv
+    from tf_rmi import export_lib
+
+    try:
+        path = export_lib.export_run(FLAGS.checkpoint, FLAGS.output_dir, FLAGS.vocab_file)
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f"export: {err}")
+    print(f"SavedModel written to {path}; inspect with `saved_model_cli show --dir {path} --all`")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
