@@ -67,3 +67,9 @@ def test_results_table_fills_only_rows_run(tmp_path):
     row = [line for line in table.splitlines() if line.startswith("| D+RMI+DCRF |")][0]
     assert "45.69 / 45.67" in row
     assert row.count("—") == len(experiment_lib.TABLE1_COLUMNS) - 1
+
+
+def test_vocabulary_size_is_left_to_the_dataset_vocabulary(tmp_path):
+    exp = experiment_lib.Experiment.load(os.path.join(CONFIGS_DIR, "D_RMI_referit.json"))
+    exp.pretrained = None
+    assert exp.run_config(str(tmp_path)).model.vocab_size == 0

@@ -84,8 +84,10 @@ class Experiment:
             raise FileNotFoundError(
                 f"Experiment {self.name} starts from {train['pretrained']}, which is "
                 "missing: see checkpoints/README.md for the weight files.")
+        # vocab_size 0: taken from the dataset's vocabulary (12112 or 8803) at training.
+        model = dict({"vocab_size": 0}, **self.model)
         return RunConfig(data=DataConfig(dataset=self.dataset, tfrecord_dir=tfrecord_dir),
-                         model=ModelConfig(**self.model), train=TrainConfig(**train))
+                         model=ModelConfig(**model), train=TrainConfig(**train))
 
 
 def run_experiment(exp: Experiment, tfrecord_dir: str, runs_dir: str = "runs",
@@ -97,7 +99,7 @@ def run_experiment(exp: Experiment, tfrecord_dir: str, runs_dir: str = "runs",
 
     run_dir = os.path.join(runs_dir, exp.name)
     run_config = exp.run_config(tfrecord_dir, iterations)
-    train_lib.train(run_config, run_dir, progress=progress)
+    train_lib.train(run_config, run_dir, progress=progress, split=exp.train_split)
     model, run_config, _ = restore_model(run_dir)
     results = {}
     for split in exp.eval_splits:
