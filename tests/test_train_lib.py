@@ -150,12 +150,20 @@ def test_accuracy_counts_follow_the_original_compute_accuracy():
 # ------------------------------------------------------------- optimizer pieces
 
 
-def test_learning_rate_is_tf1_polynomial_decay():
-    cfg = TrainConfig(iterations=1000, learning_rate=2.5e-4, end_learning_rate=1e-5, lr_power=0.9)
+@pytest.mark.parametrize("decay_steps,length", [(0, 1000), (750000, 750000)])
+def test_learning_rate_is_tf1_polynomial_decay(decay_steps, length):
+    # 750000 is the original's decay length whatever the budget; 0 decays over the budget.
+    cfg = TrainConfig(iterations=1000, learning_rate=2.5e-4, end_learning_rate=1e-5, lr_power=0.9,
+                      lr_decay_steps=decay_steps)
     schedule = train_lib.learning_rate_schedule(cfg)
     for step in (0, 500, 1000, 1500):
-        expected = (2.5e-4 - 1e-5) * (1 - min(step, 1000) / 1000) ** 0.9 + 1e-5
+        expected = (2.5e-4 - 1e-5) * (1 - min(step, length) / length) ** 0.9 + 1e-5
         np.testing.assert_allclose(float(schedule(step)), expected, rtol=1e-6)
+
+
+def test_default_decay_length_is_the_originals_except_for_shapes(tmp_path):
+    assert train_lib.config_from_flags("unc", str(tmp_path)).train.lr_decay_steps == 750000
+    assert train_lib.config_from_flags("shapes", str(tmp_path)).train.lr_decay_steps == 0
 
 
 def test_scale_bias_gradients_doubles_only_biases():

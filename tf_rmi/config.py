@@ -45,6 +45,12 @@ DEFAULT_ITERATIONS = {
     "referit": 750000,
     "shapes": 1500,
 }
+# Polynomial-decay length: the original's 750000 for the real datasets; the
+# synthetic set decays over its own short budget (0 = over `iterations`).
+DEFAULT_LR_DECAY_STEPS = {
+    "unc": 750000, "unc+": 750000, "Gref": 750000, "Gref_umd": 750000,
+    "referit": 750000, "shapes": 0,
+}
 DEFAULT_SNAPSHOT_EVERY = {
     "unc": 50000,
     "unc+": 50000,
@@ -99,6 +105,9 @@ class TrainConfig:
     batch_size: int = 1  # global batch = per-replica batch x replicas
     learning_rate: float = 2.5e-4
     end_learning_rate: float = 1e-5
+    # The original decays over 750000 steps whatever the budget (RMI_model's
+    # lr_decay_step); 0 means "over `iterations`".
+    lr_decay_steps: int = 750000
     lr_power: float = 0.9
     weight_decay: float = 5e-4
     bias_lr_mult: float = 2.0

@@ -32,6 +32,8 @@ flags.DEFINE_integer("visual_dim", 1000, "D_I: conv0 / fc1000 output channels.")
 flags.DEFINE_integer("embed_dim", 1000, "Word embedding size.")
 flags.DEFINE_integer("lstm_units", 1000, "Language LSTM units.")
 flags.DEFINE_integer("mlstm_units", 500, "Multimodal LSTM units (RMI) / conv1 width (LSTM).")
+flags.DEFINE_integer("lr_decay_steps", None, "Polynomial-decay length (default: the original's "
+                     "750000; shapes: the budget; 0 = the budget).")
 flags.DEFINE_integer("log_every", 20, "Steps between TensorBoard scalar writes.")
 flags.DEFINE_integer("max_steps", None, "Stop (with a checkpoint) once this step is reached.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
@@ -42,7 +44,7 @@ _CONFIG_FLAGS = ("dataset", "tfrecord_dir", "vocab_file", "model", "weights", "t
                  "small_trunk_width", "input_size", "num_words", "iterations", "snapshot_every", "batch_size",
                  "learning_rate", "pretrained", "keep_checkpoints", "strategy", "precision",
                  "jit_compile", "seed", "visual_dim", "embed_dim", "lstm_units", "mlstm_units",
-                 "log_every")
+                 "log_every", "lr_decay_steps")
 
 
 def main(argv):

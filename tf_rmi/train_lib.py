@@ -44,7 +44,7 @@ import tensorflow as tf
 import keras
 
 from tf_rmi import run_dir as run_dir_lib
-from tf_rmi.config import (DEFAULT_ITERATIONS, DEFAULT_SNAPSHOT_EVERY, DataConfig, ModelConfig,
+from tf_rmi.config import (DEFAULT_ITERATIONS, DEFAULT_LR_DECAY_STEPS, DEFAULT_SNAPSHOT_EVERY, DataConfig, ModelConfig,
                            RunConfig, TrainConfig)
 
 # The original printed exponential moving averages with this decay (main.py).
@@ -152,10 +152,12 @@ def pixel_accuracy(counts) -> Tuple[float, float, float]:
 
 
 def learning_rate_schedule(train_cfg: TrainConfig) -> keras.optimizers.schedules.PolynomialDecay:
-    """TF1 `polynomial_decay(lr, step, iterations, end_lr, power=0.9, cycle=False)`:
-    `(lr - end) * (1 - min(step, iterations) / iterations) ** power + end`."""
+    """TF1 `polynomial_decay(lr, step, decay_steps, end_lr, power=0.9, cycle=False)`:
+    `(lr - end) * (1 - min(step, D) / D) ** power + end`, with D =
+    `lr_decay_steps` (the original's 750000) or, when 0, the iteration budget."""
+    decay_steps = train_cfg.lr_decay_steps or train_cfg.iterations
     return keras.optimizers.schedules.PolynomialDecay(
-        initial_learning_rate=train_cfg.learning_rate, decay_steps=max(1, train_cfg.iterations),
+        initial_learning_rate=train_cfg.learning_rate, decay_steps=max(1, decay_steps),
         end_learning_rate=train_cfg.end_learning_rate, power=train_cfg.lr_power, cycle=False)
 
 
@@ -201,7 +203,8 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                       keep_checkpoints: int = 5, strategy: str = "default",
                       precision: str = "float32", jit_compile: bool = False, seed: int = 0,
                       visual_dim: int = 1000, embed_dim: int = 1000, lstm_units: int = 1000,
-                      mlstm_units: int = 500, log_every: int = 20) -> RunConfig:
+                      mlstm_units: int = 500, log_every: int = 20,
+                      lr_decay_steps: Optional[int] = None) -> RunConfig:
     """A RunConfig from plain values (what `train.py`'s flags hold).
 
     `iterations` / `snapshot_every` default to the dataset's budget in
@@ -224,6 +227,8 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
         iterations = DEFAULT_ITERATIONS[dataset]
     if snapshot_every is None:
         snapshot_every = min(DEFAULT_SNAPSHOT_EVERY.get(dataset, iterations), iterations)
+    if lr_decay_steps is None:
+        lr_decay_steps = DEFAULT_LR_DECAY_STEPS.get(dataset, 750000)
     data = DataConfig(dataset=dataset, tfrecord_dir=tfrecord_dir, vocab_file=vocab_file,
                       input_size=input_size, num_words=num_words)
     model_cfg = ModelConfig(model=model, weights=weights, trunk=trunk,
@@ -233,7 +238,8 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
     train = TrainConfig(iterations=iterations, snapshot_every=snapshot_every, batch_size=batch_size,
                         learning_rate=learning_rate, pretrained=pretrained or None,
                         keep_checkpoints=keep_checkpoints, seed=seed, strategy=strategy,
-                        precision=precision, jit_compile=jit_compile, log_every=log_every)
+                        precision=precision, jit_compile=jit_compile, log_every=log_every,
+                        lr_decay_steps=int(lr_decay_steps))
     return RunConfig(data=data, model=model_cfg, train=train)
 
 
