@@ -611,11 +611,15 @@ def build_dataset(source: Source, output_dir: str, splits: Optional[Sequence[str
 # What the `preprocess/build_data.py` entry point runs
 
 
-def make_source(dataset: str, data_root: Optional[str], seed: int = 0) -> Source:
-    """The reader of a dataset flag; FileNotFoundError / ValueError say what is missing."""
+def make_source(dataset: str, data_root: Optional[str], seed: int = 0,
+                shapes_args: Optional[dict] = None) -> Source:
+    """The reader of a dataset flag; FileNotFoundError / ValueError say what is missing.
+
+    `shapes_args` are extra ShapesSource arguments (image counts) for the synthetic set.
+    """
     if dataset == "shapes":
         from tf_rmi.data.shapes import ShapesSource
-        return ShapesSource(seed=seed)
+        return ShapesSource(seed=seed, **(shapes_args or {}))
     if dataset not in config.SPLITS_FOR_DATASET:
         raise ValueError(f"Unknown dataset {dataset!r}: choose from "
                          f"{sorted(config.SPLITS_FOR_DATASET)}")
@@ -648,11 +652,14 @@ def preprocess(dataset: str, data_root: Optional[str], output_dir: str,
                num_shards: Optional[int] = None, num_workers: int = 2,
                image_size: int = image_ops.DEFAULT_SIZE,
                num_words: int = text.DEFAULT_NUM_WORDS, strict: bool = False, seed: int = 0,
-               progress: bool = True) -> Dict[str, SplitStats]:
+               progress: bool = True,
+               shapes_args: Optional[dict] = None) -> Dict[str, SplitStats]:
     """`build_dataset` for a dataset flag, finding the original vocabulary
     when none is given. Returns {split: SplitStats}."""
-    source = make_source(dataset, data_root, seed)
-    settings = {"seed": int(seed)} if dataset == "shapes" else {}
+    source = make_source(dataset, data_root, seed, shapes_args)
+    settings = {}
+    if dataset == "shapes":
+        settings = {"seed": int(seed), **{k: int(v) for k, v in (shapes_args or {}).items()}}
     if not (build_vocab or source.vocab_name is None or vocab_file):
         vocab_file = find_vocab_file(source.vocab_name, data_root)
         if vocab_file is None:
