@@ -10,7 +10,6 @@ OUT ?= data/tfrecords
 SPLITS ?=
 MODEL ?= RMI
 WEIGHTS ?= deeplab
-TRUNK ?=
 ITERS ?=
 RUN ?= runs/$(DATASET)_$(MODEL)_$(WEIGHTS)
 SPLIT ?= val
@@ -19,6 +18,17 @@ PRETRAINED ?=
 CRF ?= 0
 EXPORT_DIR ?= exports/$(notdir $(RUN))
 PYTEST_ARGS ?=
+
+# The synthetic set trains at the demo's sizes (tf_rmi/demo.py DemoConfig): a
+# small trainable trunk at 160x160 with 64-wide head layers; the real datasets
+# use the paper's ResNet-101 at 320x320 with 1000/1000/500.
+ifeq ($(DATASET),shapes)
+TRUNK ?= small
+SHAPES_TRAIN_FLAGS := --small_trunk_width=16 --input_size=160 --visual_dim=64 --embed_dim=64 \
+  --lstm_units=64 --mlstm_units=64 --batch_size=16 --learning_rate=2e-3
+SHAPES_PRE_FLAGS := --image_size=160
+endif
+TRUNK ?=
 
 .PHONY: venv test demo preprocess train eval export bench clean-venv
 
@@ -38,12 +48,13 @@ demo: venv
 
 preprocess: venv
 	$(PY) -m preprocess.build_data --dataset=$(DATASET) --data_root=$(DATA_ROOT) \
-	  --output_dir=$(OUT) $(if $(SPLITS),--splits=$(SPLITS),)
+	  --output_dir=$(OUT) $(if $(SPLITS),--splits=$(SPLITS),) $(SHAPES_PRE_FLAGS)
 
 train: venv
 	$(PY) -m tf_rmi.train --dataset=$(DATASET) --tfrecord_dir=$(OUT) --model=$(MODEL) \
 	  --weights=$(WEIGHTS) --run_dir=$(RUN) $(if $(TRUNK),--trunk=$(TRUNK),) \
-	  $(if $(ITERS),--iterations=$(ITERS),) $(if $(PRETRAINED),--pretrained=$(PRETRAINED),)
+	  $(if $(ITERS),--iterations=$(ITERS),) $(if $(PRETRAINED),--pretrained=$(PRETRAINED),) \
+	  $(SHAPES_TRAIN_FLAGS)
 
 eval: venv
 	$(PY) -m tf_rmi.evaluate --checkpoint=$(CKPT) --split=$(SPLIT) --tfrecord_dir=$(OUT) \

@@ -198,7 +198,7 @@ def test_small_trunk_output_stride_and_width():
 
 def test_small_trunk_is_trainable_and_has_no_original_names():
     trunk = build_trunk(ModelConfig(trunk="small", small_trunk_width=4))
-    assert len(trunk.trainable_variables) == 8  # four kernels, four biases
+    assert len(trunk.trainable_variables) == 14  # seven kernels, seven biases
     assert trunk.original_variables() == {}
 
 

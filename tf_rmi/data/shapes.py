@@ -52,7 +52,7 @@ SHAPES = ("square", "circle", "triangle", "diamond", "star")
 SIZES = ("small", "big")
 # Radius of the shape's bounding circle as a fraction of the image's shorter
 # side: the two classes never overlap (largest small / smallest big = 0.55).
-_RADIUS_RANGE = {"small": (0.060, 0.072), "big": (0.130, 0.150)}
+_RADIUS_RANGE = {"small": (0.090, 0.110), "big": (0.170, 0.200)}
 _COLOUR_JITTER = 12  # per-object constant offset of each channel, +-
 _MIN_VISIBLE_FRACTION = 0.65  # of an object's own area left uncovered
 _SPATIAL_MARGIN = 0.10  # fraction of the image side a comparison must exceed
@@ -252,7 +252,7 @@ def _sample_background(rng: np.random.Generator) -> Background:
         noise_seed=int(rng.integers(0, 2 ** 31 - 1)))
 
 
-def generate_scene(seed: int, split: str, index: int, min_size: int = 96,
+def generate_scene(seed: int, split: str, index: int, min_size: int = 120,
                    max_size: int = 200) -> Scene:
     """The scene of image `index` of `split`: a pure function of its arguments.
 
@@ -783,7 +783,7 @@ class ShapesSource(Source):
     vocab_name = None  # built from the training split
 
     def __init__(self, seed: int = 0, num_train_images: int = 200, num_val_images: int = 40,
-                 num_test_images: int = 60, min_size: int = 96, max_size: int = 200,
+                 num_test_images: int = 60, min_size: int = 120, max_size: int = 200,
                  max_targets: int = 3):
         counts = {"train": num_train_images, "val": num_val_images, "test": num_test_images}
         for split, count in counts.items():

@@ -345,9 +345,11 @@ class ResNet101Trunk(keras.layers.Layer):
 class SmallTrunk(keras.layers.Layer):
     """A small trainable trunk with the same interface, for CPU work and the demo.
 
-    conv1 3x3/2 (width) -> conv2 3x3/2 (2*width) -> conv3 3x3/2 (4*width) ->
-    conv4 1x1 (8*width), each with bias and ReLU, TF `SAME` padding;
-    Glorot-uniform kernels, zero biases (the original's initialisers for trained convs).
+    conv 3x3/2 (width) -> 3x3/2 (2w) -> 3x3 (2w) -> 3x3/2 (4w) -> 3x3 rate 2 (4w)
+    -> 3x3 rate 4 (4w) -> 1x1 (8w), each with bias and ReLU, TF `SAME` padding;
+    Glorot-uniform kernels, zero biases (the original's initialisers for trained
+    convs). The two dilated convs at stride 8 give each cell context well
+    beyond its object (relations such as "left of the green triangle" need it).
     `call(images [N, H, W, 3]) -> [N, ceil(H/8), ceil(W/8), 8*width]`.
     No pretrained weights exist for it: `original_variables()` is empty.
     """
@@ -360,13 +362,15 @@ class SmallTrunk(keras.layers.Layer):
         self.width = int(width)
         self.output_channels = 8 * self.width
         self.output_stride = OUTPUT_STRIDE
-        # (name, kernel size, stride, output channels)
-        self._specs = (("conv1", 3, 2, self.width), ("conv2", 3, 2, 2 * self.width),
-                       ("conv3", 3, 2, 4 * self.width), ("conv4", 1, 1, 8 * self.width))
-        for name, k, s, out in self._specs:
+        w = self.width
+        # (name, kernel size, stride, dilation, output channels)
+        self._specs = (("conv1", 3, 2, 1, w), ("conv2", 3, 2, 1, 2 * w), ("conv3", 3, 1, 1, 2 * w),
+                       ("conv4", 3, 2, 1, 4 * w), ("conv5", 3, 1, 2, 4 * w),
+                       ("conv6", 3, 1, 4, 4 * w), ("conv7", 1, 1, 1, 8 * w))
+        for name, k, s, d, out in self._specs:
             setattr(self, name, keras.layers.Conv2D(
-                out, k, strides=s, padding="same", name=name, activation="relu",
-                kernel_initializer="glorot_uniform", bias_initializer="zeros"))
+                out, k, strides=s, dilation_rate=d, padding="same", name=name,
+                activation="relu", kernel_initializer="glorot_uniform", bias_initializer="zeros"))
 
     @property
     def convs(self) -> list:
@@ -377,7 +381,7 @@ class SmallTrunk(keras.layers.Layer):
             raise ValueError(f"SmallTrunk takes 3-channel BGR images, got input shape "
                              f"{tuple(input_shape)}")
         channels = 3
-        for conv, (_, _, _, out) in zip(self.convs, self._specs):
+        for conv, (_, _, _, _, out) in zip(self.convs, self._specs):
             conv.build((None, None, None, channels))
             channels = out
         self.built = True
