@@ -20,13 +20,13 @@ EXPORT_DIR ?= exports/$(notdir $(RUN))
 PYTEST_ARGS ?=
 
 # The synthetic set trains at the demo's sizes (tf_rmi/demo.py DemoConfig): a
-# small trainable trunk at 160x160 with 64-wide head layers; the real datasets
+# small trainable trunk at 128x128 with 64-wide head layers; the real datasets
 # use the paper's ResNet-101 at 320x320 with 1000/1000/500.
 ifeq ($(DATASET),shapes)
 TRUNK ?= small
-SHAPES_TRAIN_FLAGS := --small_trunk_width=16 --input_size=160 --visual_dim=64 --embed_dim=64 \
-  --lstm_units=64 --mlstm_units=64 --batch_size=16 --learning_rate=2e-3
-SHAPES_PRE_FLAGS := --image_size=160
+SHAPES_TRAIN_FLAGS := --small_trunk_width=16 --input_size=128 --visual_dim=64 --embed_dim=64 \
+  --lstm_units=64 --mlstm_units=64 --batch_size=16 --learning_rate=3e-3
+SHAPES_PRE_FLAGS := --image_size=128
 endif
 TRUNK ?=
 

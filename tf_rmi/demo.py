@@ -31,20 +31,20 @@ class DemoConfig:
     """Sizes chosen so both models train and evaluate in minutes on 2 CPU cores.
 
     The architecture is the paper's at a smaller scale: a small trainable trunk
-    (no pretrained weights exist offline) instead of ResNet-101, a 20x20 feature
-    map instead of 40x40, 64-wide embeddings and LSTMs instead of 1000/500.
+    (no pretrained weights exist offline) instead of ResNet-101, a 16x16 feature
+    map (128x128 input) instead of 40x40, 64-wide embeddings and LSTMs instead of 1000/500.
     The optimisation follows the original recipe (summed sigmoid cross-entropy,
     weight decay on conv kernels, Adam with polynomial decay, bias gradients x2)
     with a larger batch and learning rate, since the budget is ~1000 steps
-    rather than 750000.
+    rather than 750000. Chosen on the validation split, never the test split.
     """
 
-    input_size: int = 160
+    input_size: int = 128
     small_trunk_width: int = 16
     dim: int = 64
-    steps: int = 1000
+    steps: int = 1500
     batch_size: int = 16
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
     seed: int = 0
     visualize: int = 6
 
