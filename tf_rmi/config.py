@@ -43,7 +43,7 @@ DEFAULT_ITERATIONS = {
     "Gref": 750000,
     "Gref_umd": 750000,
     "referit": 750000,
-    "shapes": 1500,
+    "shapes": 3000,
 }
 # Polynomial-decay length: the original's 750000 for the real datasets; the
 # synthetic set decays over its own short budget (0 = over `iterations`).
@@ -57,7 +57,7 @@ DEFAULT_SNAPSHOT_EVERY = {
     "Gref": 50000,
     "Gref_umd": 50000,
     "referit": 50000,
-    "shapes": 500,
+    "shapes": 1000,
 }
 
 

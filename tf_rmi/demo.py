@@ -42,7 +42,7 @@ class DemoConfig:
     input_size: int = 128
     small_trunk_width: int = 16
     dim: int = 64
-    steps: int = 1500
+    steps: int = 3000
     batch_size: int = 16
     learning_rate: float = 3e-3
     seed: int = 0
