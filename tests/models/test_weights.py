@@ -48,7 +48,9 @@ def snapshots(tmp_path_factory):
     root = tmp_path_factory.mktemp("snapshots")
     out = {}
     for kind, w, leaves in (("RMI", "deeplab", ("kernel", "bias")),
-                            ("LSTM", "resnet", ("weights", "biases"))):
+                            ("LSTM", "resnet", ("weights", "biases")),
+                            ("RMI", "resnet", ("weights", "biases")),
+                            ("LSTM", "deeplab", ("kernel", "bias"))):
         template = segmenter.build_model(ModelConfig(model=kind, weights=w, **SMALL_HEAD))
         values = _random_snapshot(template, leaves)
         out[(kind, w)] = (_write(values, str(root / f"{kind}_{w}")), values)
@@ -62,7 +64,8 @@ def _inputs(n=2, size=32, seed=1):
     return images, words
 
 
-@pytest.mark.parametrize("kind,w", [("RMI", "deeplab"), ("LSTM", "resnet")])
+@pytest.mark.parametrize("kind,w", [("RMI", "deeplab"), ("LSTM", "resnet"), ("RMI", "resnet"),
+                                    ("LSTM", "deeplab")])
 def test_import_loads_every_variable_and_matches_the_equations(snapshots, kind, w):
     prefix, values = snapshots[(kind, w)]
     model, report = weights.load_original_checkpoint(prefix, model=kind, weights=w,
