@@ -79,7 +79,7 @@ def bench_head(repeats: int) -> dict:
             fns[(name, "fwd+bwd")] = tf.function(forward_backward)
         for mode in ("fwd", "fwd+bwd"):
             pair = {name: (lambda f=fns[(name, mode)]: [
-                t.numpy() for t in tf.nest.flatten(f()) if t is not None])
+                tf.convert_to_tensor(t).numpy() for t in tf.nest.flatten(f()) if t is not None])
                 for name in ("efficient", "straightforward")}
             timing = harness.interleaved_compare(pair, warmup=1, repeats=repeats)
             flops = {name: harness.graph_flops(fns[(name, mode)].get_concrete_function())

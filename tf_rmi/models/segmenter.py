@@ -281,17 +281,28 @@ class ReferringSegmenter(keras.Model):
             for t in range(num_steps):
                 active = tf.not_equal(words[:, t], 0)
                 word = embedded[:, t]
-                c_w_new, h_w_new = self.lang_lstm(word, c_w, h_w)
-                lang = l2_normalize(h_w_new)
-                if c.efficient_head:
-                    c_a_new, h_a_new = self.mlstm.step(static, self.mlstm.dynamic(word, lang),
-                                                       c_a, h_a)
-                else:
-                    per_cell = tf.concat([
-                        v, tf.broadcast_to(word[:, None, None, :], tf.stack([n, h, w, c.embed_dim])),
-                        tf.broadcast_to(lang[:, None, None, :], tf.stack([n, h, w, c.lstm_units])),
-                        s], axis=-1)
-                    c_a_new, h_a_new = self.mlstm(per_cell, c_a, h_a)
+
+                def run_step(word=word, c_w=c_w, h_w=h_w, c_a=c_a, h_a=h_a):
+                    c_w_new, h_w_new = self.lang_lstm(word, c_w, h_w)
+                    lang = l2_normalize(h_w_new)
+                    if c.efficient_head:
+                        c_a_new, h_a_new = self.mlstm.step(
+                            static, self.mlstm.dynamic(word, lang), c_a, h_a)
+                    else:
+                        per_cell = tf.concat([
+                            v, tf.broadcast_to(word[:, None, None, :],
+                                               tf.stack([n, h, w, c.embed_dim])),
+                            tf.broadcast_to(lang[:, None, None, :],
+                                            tf.stack([n, h, w, c.lstm_units])),
+                            s], axis=-1)
+                        c_a_new, h_a_new = self.mlstm(per_cell, c_a, h_a)
+                    return c_w_new, h_w_new, c_a_new, h_a_new
+
+                # Like the original's tf.cond, a step that is <pad> for the whole
+                # batch runs nothing (front padding makes these the common case).
+                c_w_new, h_w_new, c_a_new, h_a_new = tf.cond(
+                    tf.reduce_any(active), run_step,
+                    lambda c_w=c_w, h_w=h_w, c_a=c_a, h_a=h_a: (c_w, h_w, c_a, h_a))
                 # A <pad> step carries every state unchanged (the original's tf.cond).
                 keep_w, keep_a = active[:, None], active[:, None, None, None]
                 c_w, h_w = tf.where(keep_w, c_w_new, c_w), tf.where(keep_w, h_w_new, h_w)
@@ -311,7 +322,10 @@ class ReferringSegmenter(keras.Model):
         else:
             for t in range(num_steps):
                 keep = tf.not_equal(words[:, t], 0)[:, None]
-                c_w_new, h_w_new = self.lang_lstm(embedded[:, t], c_w, h_w)
+                c_w_new, h_w_new = tf.cond(
+                    tf.reduce_any(keep),
+                    lambda x=embedded[:, t], c_w=c_w, h_w=h_w: self.lang_lstm(x, c_w, h_w),
+                    lambda c_w=c_w, h_w=h_w: (c_w, h_w))
                 c_w, h_w = tf.where(keep, c_w_new, c_w), tf.where(keep, h_w_new, h_w)
             lang = tf.broadcast_to(l2_normalize(h_w)[:, None, None, :],
                                    tf.stack([n, h, w, c.lstm_units]))
