@@ -302,7 +302,9 @@ def test_vocab_size_mismatch_is_reported(tfrecord_dir, tmp_path):
 def test_config_from_flags_takes_the_dataset_budget():
     config = train_lib.config_from_flags(dataset="shapes", tfrecord_dir="records", model="LSTM",
                                          weights="resnet", trunk="small")
-    assert (config.train.iterations, config.train.snapshot_every) == (1500, 500)
+    from tf_rmi.config import DEFAULT_ITERATIONS, DEFAULT_SNAPSHOT_EVERY
+    assert (config.train.iterations, config.train.snapshot_every) == (
+        DEFAULT_ITERATIONS["shapes"], DEFAULT_SNAPSHOT_EVERY["shapes"])
     assert config.model.vocab_size == 0  # resolved from the vocabulary by train()
     assert (config.model.model, config.model.weights, config.model.trunk) == ("LSTM", "resnet", "small")
     with pytest.raises(ValueError, match="--model must be RMI or LSTM"):
