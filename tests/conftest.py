@@ -29,3 +29,28 @@ def tiny_model_config(**overrides) -> ModelConfig:
 @pytest.fixture
 def tiny_config():
     return tiny_model_config()
+
+
+def decisive_tiny_model(cfg: ModelConfig, seed: int = 0):
+    """A seeded tiny model whose masks are decided well away from the threshold.
+
+    A random tiny model's logits all sit near 0, where float rounding that
+    differs between execution paths (eager vs graph, batch sizes) could flip a
+    pixel at the 1e-9 threshold. Scaling conv2 and centring its bias on the
+    median logit of a probe image gives masks that are neither empty nor full.
+    """
+    import keras
+    import numpy as np
+
+    from tf_rmi.models.segmenter import build_model
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(cfg)
+    model.conv2.kernel.assign(model.conv2.kernel * 1000.0)
+    size = cfg.input_size
+    probe = np.random.RandomState(5).randn(1, size, size, 3).astype(np.float32) * 50
+    words = np.zeros((1, cfg.num_words), np.int32)
+    words[0, -3:] = [4, 5, 6]
+    logits = model((probe, words))["logits"].numpy()
+    model.conv2.bias.assign(model.conv2.bias - np.median(logits))
+    return model
