@@ -14,14 +14,46 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-# RE2 has no ASCII-only \W; this class is its ASCII meaning.
+# RE2 has no ASCII-only \W; this class is its ASCII meaning (every non-ASCII
+# character is a separator, as Python 2's `re` without re.UNICODE).
 _NON_WORD = "[^A-Za-z0-9_]+"
-_SEPARATOR = "\x00"
+# Python's str.strip()/str.isspace() whitespace (the Python tokenizer strips
+# the sentence and each piece with it); tf.strings.strip knows ASCII only.
+# tests/test_graph_ops.py checks this set against str.isspace().
+PY_WHITESPACE_CLASS = ("[\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x{85}\\x{a0}\\x{1680}"
+                       "\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]")
+# Pieces are cut at NUL bytes inserted around every separator run; NUL and the
+# escape byte \x01 in the sentence itself are escaped first. All three bytes
+# are non-word characters, so escaping never moves a run boundary.
+_CUT, _ESC = "\x00", "\x01"
+
+
+def strip_tf(text: tf.Tensor) -> tf.Tensor:
+    """`str.strip()` of UTF-8 strings (Unicode whitespace, as Python 3)."""
+    ws = PY_WHITESPACE_CLASS
+    return tf.strings.regex_replace(text, f"^{ws}+|{ws}+$", "")
+
+
+def is_blank_tf(text: tf.Tensor) -> tf.Tensor:
+    """bool: `not text.strip()` (empty or whitespace only)."""
+    return tf.strings.regex_full_match(text, f"{PY_WHITESPACE_CLASS}*")
+
+
+def is_valid_utf8_tf(text: tf.Tensor) -> tf.Tensor:
+    """bool: whether the bytes are valid UTF-8 (a lossy re-encode leaves them unchanged;
+    a genuine U+FFFD in the text survives the round trip unchanged too)."""
+    clean = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace",
+                                         replacement_char=0xFFFD)
+    return tf.equal(clean, text)
 
 
 def vocab_table(vocab) -> tf.lookup.StaticHashTable:
     """token -> id table with the Python Vocabulary's rules (later duplicate lines
-    win; unknown tokens -> <unk>). `vocab` is a `tf_rmi.data.text.Vocabulary`."""
+    win; unknown tokens -> <unk>). `vocab` is a `tf_rmi.data.text.Vocabulary`.
+
+    The table is built from constants, not from the file with
+    `tf.lookup.TextFileInitializer`: that reads lines unstripped and fails on
+    duplicate keys ("." appears twice in vocabulary_Gref.txt)."""
     ids = {}
     for i, token in enumerate(vocab.tokens):
         ids[token] = i
@@ -31,21 +63,42 @@ def vocab_table(vocab) -> tf.lookup.StaticHashTable:
                                      default_value=vocab.unk_id)
 
 
+def vocab_table_from_file(path: str) -> tf.lookup.StaticHashTable:
+    """`vocab_table` of `tf_rmi.data.text.Vocabulary.from_file(path)`."""
+    from tf_rmi.data.text import Vocabulary
+
+    return vocab_table(Vocabulary.from_file(path))
+
+
 def tokenize_tf(sentence: tf.Tensor) -> tf.Tensor:
-    """1-D string tensor of tokens of a scalar UTF-8 sentence (may be empty)."""
-    text = tf.strings.strip(sentence)
-    marked = tf.strings.regex_replace(text, f"({_NON_WORD})",
-                                      _SEPARATOR + "\\1" + _SEPARATOR)
-    pieces = tf.strings.split(marked, sep=_SEPARATOR)
-    pieces = tf.boolean_mask(pieces, tf.strings.length(tf.strings.strip(pieces)) > 0)
+    """1-D string tensor: `tf_rmi.data.text.tokenize` of a scalar UTF-8 sentence.
+
+    An empty or whitespace-only sentence gives no tokens (the Python version
+    raises EmptySentenceError; the serving graph asserts before calling this).
+    """
+    text = strip_tf(sentence)
+    # Patterns spell the control bytes as RE2 escapes; rewrites hold the bytes.
+    text = tf.strings.regex_replace(text, r"\x01", _ESC + "\x02")
+    text = tf.strings.regex_replace(text, r"\x00", _ESC + "\x03")
+    marked = tf.strings.regex_replace(text, f"({_NON_WORD})", _CUT + "\\1" + _CUT)
+    pieces = tf.strings.split(marked, sep=_CUT)
+    pieces = tf.boolean_mask(pieces, tf.logical_not(is_blank_tf(pieces)))
+    # Lowercase (full Unicode, as str.lower) while NUL is still escaped: the
+    # utf-8 lower kernel stops at a NUL byte.
     pieces = tf.strings.lower(pieces, encoding="utf-8")
+    pieces = tf.strings.regex_replace(pieces, r"\x01\x03", _CUT)
+    pieces = tf.strings.regex_replace(pieces, r"\x01\x02", _ESC)
     n = tf.size(pieces)
-    drop_last = tf.logical_and(n > 0, tf.equal(pieces[tf.maximum(n - 1, 0)], "."))
+    # pieces[-1:] is empty when there are no pieces (no out-of-range index).
+    drop_last = tf.reduce_any(tf.equal(pieces[-1:], "."))
     return pieces[:n - tf.cast(drop_last, tf.int32)]
 
 
 def tokenize_and_encode_tf(sentence: tf.Tensor, table, num_words: int) -> tf.Tensor:
-    """int32 [num_words]: first `num_words` ids, front-padded with 0 (<pad>)."""
+    """int32 [num_words]: first `num_words` ids, front-padded with 0 (<pad>).
+
+    `tf_rmi.data.text.Vocabulary.encode` in the graph; `table` maps token -> id
+    (`vocab_table`)."""
     ids = tf.cast(table.lookup(tokenize_tf(sentence)), tf.int32)[:num_words]
     pad = num_words - tf.size(ids)
     return tf.reshape(tf.concat([tf.zeros([pad], tf.int32), ids], 0), [num_words])
