@@ -1,5 +1,5 @@
 """SavedModel export: used from a process that never imports tf_rmi, same masks
-as the library, clear errors on bad input; the predict command."""
+as the library path, clear errors on bad input, the model usable after them."""
 import io
 import json
 import os
@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tests.conftest import REPO_ROOT, decisive_tiny_model, tiny_model_config
+from tests.conftest import decisive_tiny_model, tiny_model_config
 from tf_rmi import export_lib
 from tf_rmi.config import DataConfig, RunConfig
 from tf_rmi.data.text import write_vocabulary
@@ -21,32 +21,55 @@ from tf_rmi.run_dir import CHECKPOINT_PREFIX, checkpoint_dir
 WORDS = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left", "of", "big"]
 SENTENCES = ["the red circle", "Big circle, left of the red.", "zzz qqq"]
 
+# Runs in a fresh interpreter: only TensorFlow, numpy and the standard library.
 LOADER = r"""
 import json, sys
 import numpy as np
 import tensorflow as tf
-m = tf.saved_model.load(sys.argv[1])
+export_dir, sentences, images, bad = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3:6], sys.argv[6:]
+m = tf.saved_model.load(export_dir)
 serve = m.signatures["serving_default"]
-out = {}
-for name in sys.argv[3:]:
-    data = open(name, "rb").read()
-    for s in json.loads(sys.argv[2]):
-        r = serve(image_bytes=tf.constant(data), expression=tf.constant(s))
-        out[name + "|" + s] = r["mask"].numpy().astype(int).tolist()
-errors = {}
-for label, data, s in [("bytes", b"not an image at all", "the red circle"),
-                       ("empty", open(sys.argv[3], "rb").read(), "   ")]:
+read = lambda p: open(p, "rb").read()
+out = {"masks": {}, "probabilities": {}, "errors": {}}
+for name in images:
+    for s in sentences:
+        r = serve(image_bytes=tf.constant(read(name)), expression=tf.constant(s))
+        out["masks"][name + "|" + s] = r["mask"].numpy().tolist()
+        out["probabilities"][name + "|" + s] = r["probabilities"].numpy().tolist()
+        out["mask_dtype"] = r["mask"].dtype.name
+cases = [("not_an_image", b"not an image at all", "the red circle"),
+         ("truncated_png", read(images[0])[:60], "the red circle"),
+         ("thin_image", read(bad[0]), "the red circle"),
+         ("blank", read(images[0]), " \t\u3000 "),
+         ("empty", read(images[0]), ""),
+         ("not_utf8", read(images[0]), b"the \xff\xfe circle")]
+for label, data, s in cases:
     try:
         serve(image_bytes=tf.constant(data), expression=tf.constant(s))
-        errors[label] = "no error"
+        out["errors"][label] = "no error"
     except tf.errors.InvalidArgumentError as e:
-        errors[label] = e.message
-ok = serve(image_bytes=tf.constant(open(sys.argv[3], "rb").read()), expression=tf.constant("red"))
-ex = m.signatures["explain"](image_bytes=tf.constant(open(sys.argv[3], "rb").read()),
-                             expression=tf.constant("the red circle"))
-print(json.dumps({"masks": out, "errors": errors, "usable_after_error": int(ok["mask"].shape[0]),
-                  "explain_shape": list(ex["word_response_maps"].shape),
-                  "tf_rmi_imported": "tf_rmi" in sys.modules}))
+        out["errors"][label] = e.message
+    # the loaded model stays usable after every error
+    ok = serve(image_bytes=tf.constant(read(images[0])), expression=tf.constant("red"))
+    out.setdefault("usable_after", []).append(list(ok["mask"].shape))
+try:
+    serve(image_bytes=tf.constant(3), expression=tf.constant("red"))
+    out["wrong_dtype"] = "no error"
+except (TypeError, ValueError, tf.errors.InvalidArgumentError) as e:
+    out["wrong_dtype"] = type(e).__name__
+one = serve(image_bytes=tf.constant(read(bad[1])), expression=tf.constant("red"))
+out["one_by_one"] = list(one["mask"].shape)
+ex = m.signatures["explain"](image_bytes=tf.constant(read(images[0])),
+                             expression=tf.constant("the red circle, left"))
+out["explain"] = {k: list(v.shape) for k, v in ex.items()}
+out["explain_tokens"] = [t.decode() for t in ex["tokens"].numpy()]
+out["explain_word_ids"] = ex["word_ids"].numpy().tolist()
+rng = np.random.RandomState(3)
+batch = m.signatures["segment_batch"](images=tf.constant(rng.randn(2, 64, 64, 3).astype(np.float32) * 50),
+                                      words=tf.constant([[0, 0, 0, 4, 5, 6], [0, 0, 0, 0, 9, 6]], tf.int32))
+out["batch_logits"] = batch["upsampled_logits"].numpy().tolist()
+out["tf_rmi_imported"] = any(k == "tf_rmi" or k.startswith("tf_rmi.") for k in sys.modules)
+print(json.dumps(out))
 """
 
 
@@ -63,39 +86,117 @@ def run_dir(tmp_path_factory):
     return str(root)
 
 
-def _images(root):
+def _write(path, pixels, fmt):
+    Image.fromarray(pixels).save(path, fmt)
+    return path
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """A colour PNG, a JPEG, a grayscale PNG (three sizes), a too-thin and a 1x1 image."""
+    root = str(tmp_path_factory.mktemp("images"))
     rng = np.random.RandomState(0)
-    paths = {}
-    for name, shape, fmt in (("a.png", (50, 70, 3), "PNG"), ("b.jpg", (90, 40, 3), "JPEG"),
-                             ("c.png", (33, 33), "PNG")):
-        path = os.path.join(root, name)
-        Image.fromarray((rng.rand(*shape) * 255).astype(np.uint8)).save(path, fmt)
-        paths[name] = path
-    return paths
+    noise = lambda *shape: (rng.rand(*shape) * 255).astype(np.uint8)  # noqa: E731
+    good = [_write(os.path.join(root, "a.png"), noise(50, 70, 3), "PNG"),
+            _write(os.path.join(root, "b.jpg"), noise(90, 40, 3), "JPEG"),
+            _write(os.path.join(root, "c.png"), noise(33, 33), "PNG")]
+    bad = [_write(os.path.join(root, "thin.png"), noise(1, 400, 3), "PNG"),
+           _write(os.path.join(root, "one.png"), noise(1, 1, 3), "PNG")]
+    return good, bad
 
 
-def test_saved_model_from_a_fresh_process_matches_the_library(run_dir, tmp_path):
-    export_dir = export_lib.export_run(run_dir, str(tmp_path / "export"))
-    images = _images(str(tmp_path))
+@pytest.fixture(scope="module")
+def export_dir(run_dir, tmp_path_factory):
+    return export_lib.export_run(run_dir, str(tmp_path_factory.mktemp("exports") / "tiny"))
+
+
+@pytest.fixture(scope="module")
+def fresh_process(export_dir, images):
+    """What the SavedModel gives in an interpreter that never imports tf_rmi."""
+    good, bad = images
     result = subprocess.run(
-        [sys.executable, "-c", LOADER, export_dir, json.dumps(SENTENCES), *images.values()],
-        capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
-    assert result.returncode == 0, result.stderr[-2000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["tf_rmi_imported"] is False
+        [sys.executable, "-c", LOADER, export_dir, json.dumps(SENTENCES), *good, *bad],
+        capture_output=True, text=True, timeout=600, cwd=os.path.dirname(export_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_fresh_process_does_not_import_tf_rmi(fresh_process):
+    assert fresh_process["tf_rmi_imported"] is False
+
+
+def test_saved_model_masks_equal_the_library_path(fresh_process, run_dir, images):
     predictor = RunPredictor(run_dir)
-    for path in images.values():
+    for path in images[0]:
         pixels = tf.io.decode_image(open(path, "rb").read(), channels=3).numpy()
         for sentence in SENTENCES:
             expected, _ = predictor(pixels, sentence)
-            got = np.array(out["masks"][path + "|" + sentence], bool)
+            got = np.array(fresh_process["masks"][path + "|" + sentence], np.uint8)
             assert got.shape == pixels.shape[:2]
+            assert set(np.unique(got)) <= {0, 1}
             assert 0 < got.mean() < 1, "a mask of one value would make the comparison vacuous"
-            np.testing.assert_array_equal(got, expected, err_msg=f"{path} {sentence}")
-    assert "not a JPEG, PNG, GIF or BMP" in out["errors"]["bytes"]
-    assert "empty or whitespace only" in out["errors"]["empty"]
-    assert out["usable_after_error"] == 50
-    assert out["explain_shape"] == [6, 50, 70]
+            np.testing.assert_array_equal(got.astype(bool), expected,
+                                          err_msg=f"{path} {sentence}")
+    assert fresh_process["mask_dtype"] == "uint8"
+
+
+def test_saved_model_probabilities_equal_the_library_path(fresh_process, run_dir, images):
+    predictor = RunPredictor(run_dir)
+    path = images[0][1]
+    pixels = tf.io.decode_image(open(path, "rb").read(), channels=3).numpy()
+    _, expected = predictor(pixels, SENTENCES[0])
+    got = np.array(fresh_process["probabilities"][path + "|" + SENTENCES[0]], np.float32)
+    assert got.shape == expected.shape == (90, 40)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("case,message", [
+    ("not_an_image", "not a JPEG, PNG, GIF or BMP"),
+    ("truncated_png", "PNG"),
+    ("thin_image", "too thin"),
+    ("blank", "empty or whitespace only"),
+    ("empty", "empty or whitespace only"),
+    ("not_utf8", "not valid UTF-8"),
+])
+def test_bad_input_is_an_invalid_argument_naming_the_problem(fresh_process, case, message):
+    assert message in fresh_process["errors"][case]
+
+
+def test_model_stays_usable_after_each_error(fresh_process):
+    assert fresh_process["usable_after"] == [[50, 70]] * 6
+
+
+def test_signature_rejects_a_wrong_dtype(fresh_process):
+    assert fresh_process["wrong_dtype"] != "no error"
+
+
+def test_one_pixel_image_gives_a_one_pixel_mask(fresh_process):
+    assert fresh_process["one_by_one"] == [1, 1]
+
+
+def test_explain_returns_per_word_maps_and_tokens(fresh_process):
+    shapes = fresh_process["explain"]
+    assert shapes["word_response_maps"] == shapes["word_masks"] == [6, 50, 70]
+    assert shapes["mask"] == shapes["probabilities"] == [50, 70]
+    assert fresh_process["explain_tokens"] == ["", "the", "red", "circle", ", ", "left"]
+    assert fresh_process["explain_word_ids"] == [0, 4, 5, 6, 3, 7]
+
+
+def test_segment_batch_equals_the_model(fresh_process, run_dir):
+    predictor = RunPredictor(run_dir)
+    rng = np.random.RandomState(3)
+    images = rng.randn(2, 64, 64, 3).astype(np.float32) * 50
+    words = np.array([[0, 0, 0, 4, 5, 6], [0, 0, 0, 0, 9, 6]], np.int32)
+    expected = predictor.model((images, words))["upsampled_logits"].numpy()
+    np.testing.assert_allclose(np.array(fresh_process["batch_logits"]), expected,
+                               rtol=1e-4, atol=1e-2)
+
+
+def test_export_carries_vocabulary_config_and_usage(export_dir):
+    assets = os.listdir(os.path.join(export_dir, "assets"))
+    assert "vocab.txt" in assets and "config.json" in assets
+    usage = open(os.path.join(export_dir, "USAGE.md")).read()
+    assert "tf.saved_model.load" in usage and "serving_default" in usage
 
 
 def test_export_refuses_a_vocabulary_of_another_size(run_dir, tmp_path):
@@ -106,22 +207,14 @@ def test_export_refuses_a_vocabulary_of_another_size(run_dir, tmp_path):
     assert not os.path.exists(tmp_path / "x")
 
 
-def test_predict_command_writes_mask_and_overlay(run_dir, tmp_path):
-    images = _images(str(tmp_path))
-    out_dir = str(tmp_path / "pred")
-    result = subprocess.run(
-        [sys.executable, "-m", "tf_rmi.cli", "predict", f"--checkpoint={run_dir}",
-         f"--image={images['b.jpg']}", "--expression=the red circle", f"--output_dir={out_dir}"],
-        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
-    assert result.returncode == 0, result.stderr[-2000:]
-    mask = np.asarray(Image.open(os.path.join(out_dir, "b_mask.png")))
-    assert mask.shape == (90, 40) and set(np.unique(mask)) <= {0, 255}
-    assert os.path.getsize(os.path.join(out_dir, "b_overlay.png")) > 0
-    bad = tmp_path / "broken.png"
-    bad.write_bytes(b"\x89PNG broken")
-    result = subprocess.run(
-        [sys.executable, "-m", "tf_rmi.cli", "predict", f"--checkpoint={run_dir}",
-         f"--image={bad}", "--expression=red", f"--output_dir={out_dir}"],
-        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "Cannot read image" in result.stderr
+def test_export_refuses_to_replace_a_directory_that_is_not_a_saved_model(run_dir, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="is not a SavedModel"):
+        export_lib.export_run(run_dir, str(tmp_path / "mine"))
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_export_leaves_no_temporary_directory(export_dir):
+    parent = os.path.dirname(export_dir)
+    assert sorted(os.listdir(parent)) == [os.path.basename(export_dir)]

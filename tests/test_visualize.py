@@ -1,45 +1,121 @@
-"""Figures: files written with the expected panel counts."""
+"""Figures: files written atomically with the expected panel counts."""
 import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from PIL import Image
 
-from tests.conftest import tiny_model_config
+from tests.conftest import decisive_tiny_model, tiny_model_config
 from tf_rmi import visualize
-from tf_rmi.data.text import Vocabulary
-from tf_rmi.models.segmenter import build_model
+from tf_rmi.config import DataConfig, RunConfig
+from tf_rmi.data import image_ops
+from tf_rmi.data.text import Vocabulary, write_vocabulary
+from tf_rmi.run_dir import CHECKPOINT_PREFIX, checkpoint_dir
 
-VOCAB = Vocabulary(["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left"])
+WORDS = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left"]
+VOCAB = Vocabulary(WORDS)
+SENTENCE = "the red circle, left"  # tokens: the | red | circle | ", " | left
 
 
 def _image(h=40, w=56):
     return (np.random.RandomState(0).rand(h, w, 3) * 255).astype(np.uint8)
 
 
+@pytest.fixture(scope="module")
+def rmi_model():
+    return decisive_tiny_model(tiny_model_config(vocab_size=len(WORDS)))
+
+
+def test_word_outputs_have_one_entry_per_word(rmi_model):
+    out = visualize.word_outputs(rmi_model, VOCAB, _image(), SENTENCE)
+    assert out["tokens"] == ["the", "red", "circle", ", ", "left"]
+    assert len(out["word_masks"]) == 5 and out["word_masks"][0].shape == (40, 56)
+    assert out["word_response_maps"].shape == (5, 64, 64)
+    # The last word's segmentation is the final one.
+    np.testing.assert_array_equal(out["word_masks"][-1], out["final_mask"])
+
+
+def test_fig6_has_a_panel_per_word_and_one_for_the_mask(rmi_model, tmp_path):
+    path = str(tmp_path / "fig6.png")
+    assert visualize.word_response_figure(rmi_model, VOCAB, _image(), SENTENCE, path) == 6
+    assert Image.open(path).format == "PNG"
+
+
+def test_fig6_is_refused_for_the_lstm_baseline(tmp_path):
+    model = decisive_tiny_model(tiny_model_config(model="LSTM", vocab_size=len(WORDS)))
+    with pytest.raises(ValueError, match="only for RMI models"):
+        visualize.word_response_figure(model, VOCAB, _image(), SENTENCE,
+                                       str(tmp_path / "f.png"))
+    assert not os.path.exists(tmp_path / "f.png")
+
+
+def test_fig5_has_a_panel_per_word(rmi_model, tmp_path):
+    out = visualize.word_outputs(rmi_model, VOCAB, _image(), SENTENCE)
+    assert visualize.plot_segmentation_per_word(out["image"], out["tokens"], out["word_masks"],
+                                                str(tmp_path / "fig5.png")) == 5
+
+
 @pytest.mark.parametrize("kind", ["RMI", "LSTM"])
-def test_expression_figures(kind, tmp_path):
-    model = build_model(tiny_model_config(model=kind, vocab_size=len(VOCAB)))
-    paths = visualize.expression_figures(model, VOCAB, _image(), "the red circle, left",
-                                         str(tmp_path), stem="x")
-    assert os.path.getsize(paths["fig5"]) > 0
-    assert ("fig6" in paths) == (kind == "RMI")
+def test_expression_figures_write_fig5_and_fig6_for_rmi_only(kind, tmp_path):
+    model = decisive_tiny_model(tiny_model_config(model=kind, vocab_size=len(WORDS)))
+    paths = visualize.expression_figures(model, VOCAB, _image(), SENTENCE, str(tmp_path), "x")
+    assert sorted(paths) == (["fig5", "fig6"] if kind == "RMI" else ["fig5"])
+    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in paths.values())
 
 
-def test_panel_counts(tmp_path):
+def test_fig7_grid_panel_counts(tmp_path):
     image = _image()
-    maps = np.random.rand(3, 64, 64)
     mask = np.zeros(image.shape[:2], bool)
     mask[5:20, 5:20] = True
-    assert visualize.plot_word_response_maps(image, ["the", "red", "circle"], maps, mask,
-                                             str(tmp_path / "f6.png")) == 4
-    assert visualize.plot_segmentation_per_word(image, ["the", "red"], [mask, mask],
-                                                str(tmp_path / "f5.png")) == 2
     sample = {"image": image, "mask": mask, "prediction": mask, "sentence": "the red", "iou": 1.0}
+    assert visualize.plot_results_grid([sample, sample], str(tmp_path / "a.png")) == 6
+    # A CRF column for the sample that has one; the other row's cell stays empty.
     assert visualize.plot_results_grid([sample, dict(sample, crf_prediction=mask, crf_iou=1.0)],
-                                       str(tmp_path / "f7.png")) == 7
-    assert os.path.exists(tmp_path / "f7.png") and not os.path.exists(tmp_path / "f7.png.tmp.png")
+                                       str(tmp_path / "b.png")) == 7
 
 
-def test_unpad_map_returns_the_original_size():
-    out = visualize.unpad_map(np.random.rand(64, 64), 40, 56)
-    assert out.shape == (40, 56)
+def test_write_eval_figures_writes_the_grid_atomically(tmp_path):
+    image = _image()
+    mask = np.ones(image.shape[:2], bool)
+    sample = {"image": image, "mask": mask, "prediction": mask, "sentence": "x", "iou": 1.0}
+    path = visualize.write_eval_figures([sample], str(tmp_path / "eval"))
+    assert os.listdir(tmp_path / "eval") == ["fig7_results.png"]
+    assert os.path.basename(path) == "fig7_results.png"
+
+
+def test_word_response_maps_checks_the_map_count(tmp_path):
+    with pytest.raises(ValueError, match="2 response maps for 3 words"):
+        visualize.plot_word_response_maps(_image(), ["a", "b", "c"], np.zeros((2, 64, 64)),
+                                          np.zeros((40, 56), bool), str(tmp_path / "f.png"))
+
+
+def test_unpad_map_uses_the_inverse_geometry_of_the_masks():
+    pred = np.random.RandomState(1).rand(64, 64) > 0.6
+    values = visualize.unpad_map(pred.astype(np.float64), 40, 56)
+    assert values.shape == (40, 56)
+    np.testing.assert_array_equal(values != 0, image_ops.inverse_resize_and_pad(pred, 40, 56))
+
+
+def test_prefix_titles_join_words_and_keep_separators():
+    assert visualize.prefix_titles(["the", "man", ", ", "left"]) == [
+        "the", "the man", "the man, ", "the man, left"]
+
+
+def test_figures_to_files_with_ground_truth_writes_three_kinds(tmp_path, rmi_model):
+    run_dir = tmp_path / "run"
+    vocab_path = str(tmp_path / "vocab.txt")
+    write_vocabulary(WORDS, vocab_path)
+    RunConfig(data=DataConfig(dataset="tiny", vocab_file=vocab_path),
+              model=rmi_model.config).save(str(run_dir))
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=rmi_model), checkpoint_dir(str(run_dir)),
+                               1, checkpoint_name=CHECKPOINT_PREFIX).save()
+    Image.fromarray(_image()).save(tmp_path / "pic.png")
+    gt = np.zeros((40, 56), np.uint8)
+    gt[10:30, 10:40] = 255
+    Image.fromarray(gt).save(tmp_path / "gt.png")
+    paths = visualize.figures_to_files(str(tmp_path / "pic.png"), SENTENCE, str(tmp_path / "out"),
+                                       str(run_dir), ground_truth=str(tmp_path / "gt.png"))
+    assert sorted(os.path.basename(p) for p in paths) == [
+        "pic_fig5_per_word.png", "pic_fig6_response_maps.png", "pic_fig7_result.png"]
+    assert sorted(os.listdir(tmp_path / "out")) == sorted(os.path.basename(p) for p in paths)

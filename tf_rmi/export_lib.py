@@ -1,6 +1,7 @@
 """A self-contained SavedModel: bytes and a sentence in, a mask out.
 
-Plain `tf.saved_model.load(path)` uses it with no tf_rmi import:
+Plain `tf.saved_model.load(path)` uses it with no tf_rmi import (the snippet
+below is also written to `<export>/USAGE.md`):
 
     m = tf.saved_model.load("exports/demo_rmi")
     out = m.signatures["serving_default"](image_bytes=tf.constant(png_bytes),
@@ -10,22 +11,42 @@ Plain `tf.saved_model.load(path)` uses it with no tf_rmi import:
 
 Signatures:
 - `serving_default(image_bytes, expression)`: JPEG/PNG/GIF/BMP bytes of any
-  size (grayscale, colour or RGBA) and a UTF-8 expression. Tokenisation (the
-  vocabulary is in the graph and travels as an asset), resize-and-pad, the
-  model and the inverse transform all run in the graph. Outputs `mask` (the
-  original's rule: upsampled logits >= 1e-9, inverse-transformed),
-  `probabilities` (the sigmoid map cropped to the image window and resized
-  bilinearly to [H, W]) and `word_ids` [T].
-- `explain(image_bytes, expression)`: the same plus `word_response_maps`
-  [T, H, W] (RMI models; Fig. 6 of the paper).
+  size (grayscale, colour or RGBA; the first frame of a GIF) and a UTF-8
+  expression. Tokenisation, resize-and-pad (`tf_rmi.graph_ops`, equal to the
+  numpy/Python versions), the model and the inverse transform all run in the
+  graph. Outputs:
+  `mask` uint8 [H, W]: the original's rule, upsampled logits >= 1e-9 on the
+  S x S input, mapped back with the original's inverse (the 0/1 map resized
+  bilinearly by max(H/S, W/S), centre crop, non-zero);
+  `probabilities` float32 [H, W]: the sigmoid of the upsampled logits mapped
+  back with the same inverse geometry (bilinear values, not thresholded), so
+  it lines up with `mask` (which is a little more generous than p > 0.5,
+  being the non-zero set of a resized 0/1 map);
+  `word_ids` int32 [T] (front-padded with 0).
+- `explain(image_bytes, expression)`: the same plus `tokens` string [T]
+  (front-padded with ""), and for RMI models `word_response_maps` float32
+  [T, H, W] (the paper's Fig. 6 map after each step: transformed multimodal
+  LSTM output, upsampled, channel mean, inverse geometry) and `word_masks`
+  uint8 [T, H, W] (the segmentation had the expression ended at that step).
+  A <pad> step carries the previous state, so its maps repeat (leading pads
+  show the empty state).
 - `segment_batch(images, words)`: already resized, caffe-preprocessed images
   float32 [N, S, S, 3] and word ids int32 [N, T], for throughput; returns
   `upsampled_logits` and `probabilities` [N, S, S, 1].
 
-Bad input (undecodable bytes, an empty or whitespace-only expression) raises
-InvalidArgumentError with a message saying what is wrong; the loaded model
-stays usable. An expression of only unknown words is encoded as <unk> ids and
-segmented like any other; a 1x1 image is resized like any other.
+The vocabulary is a constant token -> id table in the graph (later duplicate
+lines win, as `Vocabulary`); the vocabulary file and the run's config.json
+travel as assets (`<export>/assets/`) for reference.
+
+Bad input raises InvalidArgumentError with a message saying what is wrong,
+and the loaded model stays usable: bytes that are not a JPEG/PNG/GIF/BMP
+image (a corrupt file with a valid header gets tf.io.decode_image's own
+message), an image so thin that a side would resize to 0 pixels, an
+expression that is not UTF-8, or empty or whitespace only (Unicode
+whitespace, as Python's str.strip). An expression of only unknown words is
+encoded as <unk> ids and segmented like any other (the model gives a mask, as
+the original would); a 1x1 image is resized like any other. A wrong dtype or
+rank is rejected by the signature itself (TypeError/ValueError on the call).
 """
 from __future__ import annotations
 
@@ -38,6 +59,7 @@ import tensorflow as tf
 
 from tf_rmi import graph_ops
 from tf_rmi.data import image_ops
+from tf_rmi.models.segmenter import resize_bilinear
 
 THRESHOLD = 1e-9
 # Magic numbers of the formats tf.io.decode_image reads.
@@ -59,34 +81,55 @@ class SegmentationServer(tf.Module):
             self.run_config = tf.saved_model.Asset(config_path)
 
     def _decode(self, image_bytes):
-        head = tf.strings.substr(image_bytes, 0, 4)
+        """uint8 [H, W, 3]; InvalidArgument naming the problem for unreadable bytes."""
+        head = tf.strings.substr(image_bytes, 0, 8)
         known = tf.reduce_any([tf.equal(tf.strings.substr(image_bytes, 0, len(magic)), magic)
                                for magic in _MAGIC])
         check = tf.debugging.Assert(known, [
-            "image_bytes is not a JPEG, PNG, GIF or BMP image (first bytes:", head, ")"])
+            "image_bytes is not a JPEG, PNG, GIF or BMP image; its first bytes are", head])
         with tf.control_dependencies([check]):
             image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-        return tf.ensure_shape(image, [None, None, 3])
+        image = tf.ensure_shape(image, [None, None, 3])
+        h, w = tf.shape(image)[0], tf.shape(image)[1]
+        new_h, new_w, _, _ = graph_ops.resize_pad_geometry_tf(h, w, self.size)
+        # The numpy path refuses such images too (image_ops.resize_pad_geometry).
+        fits = tf.debugging.Assert(tf.logical_and(new_h >= 1, new_w >= 1), [
+            "the image is too thin: resized to the model's input its short side "
+            "would become 0 pixels; image height, width and input size are", h, w, self.size])
+        with tf.control_dependencies([fits]):
+            return tf.identity(image)
 
     def _encode(self, expression):
-        stripped = tf.strings.strip(expression)
-        check = tf.debugging.Assert(tf.strings.length(stripped) > 0, [
-            "expression is empty or whitespace only: give a referring expression"])
-        with tf.control_dependencies([check]):
+        """int32 [T] word ids; InvalidArgument for non-UTF-8 or blank expressions."""
+        utf8 = tf.debugging.Assert(graph_ops.is_valid_utf8_tf(expression), [
+            "expression is not valid UTF-8 text: encode the sentence as UTF-8"])
+        with tf.control_dependencies([utf8]):
+            blank = tf.debugging.Assert(tf.logical_not(graph_ops.is_blank_tf(expression)), [
+                "expression is empty or whitespace only: give a referring expression"])
+        with tf.control_dependencies([blank]):
             return graph_ops.tokenize_and_encode_tf(expression, self.table, self.num_words)
 
-    def _to_image(self, maps, h, w):
-        """[K, S, S] padded-domain maps -> [K, h, w]: crop the image window, resize."""
-        new_h, new_w, top, left = graph_ops.resize_pad_geometry_tf(h, w, self.size)
-        window = maps[:, top:top + new_h, left:left + new_w, None]
-        return tf.image.resize(window, tf.stack([h, w]), method="bilinear")[..., 0]
+    def _tokens(self, expression):
+        """string [T]: the tokens behind the word ids, front-padded with ''."""
+        tokens = graph_ops.tokenize_tf(expression)[:self.num_words]
+        pad = tf.fill([self.num_words - tf.size(tokens)], "")
+        return tf.reshape(tf.concat([pad, tokens], 0), [self.num_words])
 
-    def _run(self, image_bytes, expression, word_maps: bool):
+    def _to_image(self, maps, h, w):
+        """[K, S, S] padded-domain maps -> float32 [K, h, w] with the original's
+        inverse geometry, as the mask: the whole map resized bilinearly (skimage
+        0.13, half-pixel centres) by max(h/S, w/S), then the centre crop."""
+        channels_last = tf.transpose(maps, [1, 2, 0])
+        values = graph_ops.inverse_resize_values_tf(channels_last, h, w)
+        return tf.cast(tf.transpose(values, [2, 0, 1]), tf.float32)
+
+    def _run(self, image_bytes, expression, explain: bool):
         image = self._decode(image_bytes)
         words = self._encode(expression)
         h, w = tf.shape(image)[0], tf.shape(image)[1]
         padded = graph_ops.resize_and_pad_tf(image, self.size)
         inputs = image_ops.caffe_preprocess_tf(padded)[None]
+        word_maps = explain and self.is_rmi
         out = self.model.segment(self.model.visual_features(inputs), words[None],
                                  return_word_maps=word_maps)
         up = out["upsampled_logits"][0, :, :, 0]
@@ -94,25 +137,63 @@ class SegmentationServer(tf.Module):
         result = {"mask": tf.cast(mask, tf.uint8),
                   "probabilities": self._to_image(tf.sigmoid(up)[None], h, w)[0],
                   "word_ids": words}
+        if explain:
+            result["tokens"] = self._tokens(expression)
         if word_maps:
             result["word_response_maps"] = self._to_image(out["word_response_maps"][0], h, w)
+            word_up = resize_bilinear(out["word_logits"][0], (self.size, self.size),
+                                      self.model.config.upsample)[..., 0]  # [T, S, S]
+            result["word_masks"] = tf.cast(tf.stack(
+                [graph_ops.inverse_resize_and_pad_tf(word_up[t] >= THRESHOLD, h, w)
+                 for t in range(self.num_words)]), tf.uint8)
         return result
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="image_bytes"),
                                   tf.TensorSpec([], tf.string, name="expression")])
     def serve(self, image_bytes, expression):
-        return self._run(image_bytes, expression, word_maps=False)
+        return self._run(image_bytes, expression, explain=False)
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="image_bytes"),
                                   tf.TensorSpec([], tf.string, name="expression")])
     def explain(self, image_bytes, expression):
-        return self._run(image_bytes, expression, word_maps=self.is_rmi)
+        return self._run(image_bytes, expression, explain=True)
 
     @tf.function
     def segment_batch(self, images, words):
         out = self.model((images, words))
         return {"upsampled_logits": out["upsampled_logits"],
                 "probabilities": out["probabilities"]}
+
+
+def usage_snippet(name: str, model_cfg) -> str:
+    """README-ready Markdown: how to call the export without tf_rmi."""
+    maps = ("`word_response_maps` and `word_masks` [T, H, W], " if model_cfg.model == "RMI"
+            else "")
+    return f"""# {name}: referring image segmentation SavedModel ({model_cfg.model})
+
+Needs only TensorFlow (no tf_rmi):
+
+```python
+import tensorflow as tf
+
+model = tf.saved_model.load("{name}")
+serve = model.signatures["serving_default"]
+with open("photo.jpg", "rb") as f:
+    out = serve(image_bytes=tf.constant(f.read()),
+                expression=tf.constant("the man on the left"))
+mask = out["mask"].numpy()                    # uint8 [H, W], 1 = referred object
+probabilities = out["probabilities"].numpy()  # float32 [H, W]
+```
+
+- `serving_default(image_bytes, expression)` -> `mask`, `probabilities`, `word_ids` [{model_cfg.num_words}]
+- `explain(image_bytes, expression)` -> the same plus `tokens` [{model_cfg.num_words}], {maps}
+- `segment_batch(images float32 [N, {model_cfg.input_size}, {model_cfg.input_size}, 3] (RGB->BGR minus the
+  Caffe mean), words int32 [N, {model_cfg.num_words}])` -> `upsampled_logits`, `probabilities`
+
+Bad input (not an image, not UTF-8, empty expression) raises
+`tf.errors.InvalidArgumentError` with a message saying what is wrong.
+Inspect with `saved_model_cli show --dir {name} --all`.
+"""
 
 
 def export_saved_model(model, vocab_path: str, output_dir: str,
@@ -132,11 +213,17 @@ def export_saved_model(model, vocab_path: str, output_dir: str,
     signatures = {"serving_default": server.serve, "explain": server.explain,
                   "segment_batch": batch}
     output_dir = os.path.abspath(output_dir)
+    if (os.path.exists(output_dir) and os.listdir(output_dir)
+            and not os.path.exists(os.path.join(output_dir, "saved_model.pb"))):
+        raise ValueError(f"{output_dir} exists and is not a SavedModel: export to a new "
+                         "directory (an existing export is replaced, nothing else is)")
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=os.path.basename(output_dir) + ".tmp-", dir=parent)
     try:
         tf.saved_model.save(server, tmp, signatures=signatures)
+        with open(os.path.join(tmp, "USAGE.md"), "w", encoding="utf-8") as f:
+            f.write(usage_snippet(os.path.basename(output_dir), model.config))
         if os.path.exists(output_dir):
             old = output_dir + ".old"
             shutil.rmtree(old, ignore_errors=True)

@@ -163,15 +163,30 @@ def resize_and_pad_tf(image, size: int):
     return tf.reshape(out, [size, size, 3])
 
 
+def inverse_geometry_tf(size: int, h, w):
+    """(resized_h, resized_w, top, left) int32 scalars of the original's inverse:
+    the [size, size] map is resized by max(h/size, w/size) (np.round per side)
+    and cropped at ((resized - h) // 2, (resized - w) // 2)."""
+    h64, w64 = tf.cast(h, tf.float64), tf.cast(w, tf.float64)
+    size64 = tf.cast(size, tf.float64)
+    scale = tf.maximum(h64 / size64, w64 / size64)
+    resized_h = tf.cast(tf.round(size64 * scale), tf.int32)
+    resized_w = resized_h  # the map is square
+    return resized_h, resized_w, (resized_h - h) // 2, (resized_w - w) // 2
+
+
+def inverse_resize_values_tf(maps, h, w):
+    """float64 [h, w, C] from padded-domain float maps [S, S, C] with the
+    inverse geometry (`inverse_geometry_tf`): the continuous values that
+    `inverse_resize_and_pad_tf` thresholds at non-zero."""
+    size = tf.shape(maps)[0]
+    resized_h, resized_w, top, left = inverse_geometry_tf(size, h, w)
+    return skimage_resize_tf(tf.cast(maps, tf.float64), resized_h, resized_w,
+                             (top, left, h, w))
+
+
 def inverse_resize_and_pad_tf(pred, h, w):
     """bool [h, w] from a [S, S] 0/1 map: `image_ops.inverse_resize_and_pad`."""
-    size_h, size_w = tf.shape(pred)[0], tf.shape(pred)[1]
-    h64, w64 = tf.cast(h, tf.float64), tf.cast(w, tf.float64)
-    scale = tf.maximum(h64 / tf.cast(size_h, tf.float64), w64 / tf.cast(size_w, tf.float64))
-    resized_h = tf.cast(tf.round(tf.cast(size_h, tf.float64) * scale), tf.int32)
-    resized_w = tf.cast(tf.round(tf.cast(size_w, tf.float64) * scale), tf.int32)
-    crop = ((resized_h - h) // 2, (resized_w - w) // 2, h, w)
     foreground = tf.cast(tf.not_equal(tf.cast(pred, tf.float32), 0.0), tf.float64)
-    values = skimage_resize_tf(foreground[:, :, None],
-                               resized_h, resized_w, crop)
+    values = inverse_resize_values_tf(foreground[:, :, None], h, w)
     return tf.not_equal(values[:, :, 0], 0.0)

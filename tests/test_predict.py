@@ -1,0 +1,139 @@
+"""predict: the library path, the SavedModel path and the `tf_rmi predict` command."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tests.conftest import REPO_ROOT, decisive_tiny_model, tiny_model_config
+from tf_rmi import export_lib, predict
+from tf_rmi.config import DataConfig, RunConfig
+from tf_rmi.data.text import EmptySentenceError, write_vocabulary
+from tf_rmi.run_dir import CHECKPOINT_PREFIX, checkpoint_dir
+
+WORDS = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left", "of", "big"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    vocab_path = str(root / "vocab.txt")
+    write_vocabulary(WORDS, vocab_path)
+    cfg = tiny_model_config(vocab_size=len(WORDS))
+    model = decisive_tiny_model(cfg, seed=1)
+    RunConfig(data=DataConfig(dataset="tiny", vocab_file=vocab_path), model=cfg).save(str(root))
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), checkpoint_dir(str(root)), 1,
+                               checkpoint_name=CHECKPOINT_PREFIX).save()
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def image_path(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("img") / "street.png")
+    Image.fromarray((np.random.RandomState(2).rand(45, 61, 3) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_predict_mask_from_a_run_and_from_a_saved_model_agree(run_dir, image_path, tmp_path):
+    image = predict.load_image(image_path)
+    from_run = predict.predict_mask(run_dir, image, "the big red circle")
+    saved = export_lib.export_run(run_dir, str(tmp_path / "export"))
+    from_saved = predict.predict_mask(saved, image, "the big red circle")
+    assert from_run[0].shape == from_saved[0].shape == (45, 61)
+    assert from_run[0].dtype == bool and 0 < from_run[0].mean() < 1
+    np.testing.assert_array_equal(from_saved[0], from_run[0])
+    np.testing.assert_allclose(from_saved[1], from_run[1], atol=1e-5)
+
+
+def test_predict_mask_probabilities_line_up_with_the_mask(run_dir, image_path):
+    mask, prob = predict.predict_mask(predict.RunPredictor(run_dir),
+                                      predict.load_image(image_path), "red circle")
+    assert prob.shape == mask.shape
+    # The mask is the non-zero set of a resized 0/1 map, so it holds every
+    # pixel whose resized probability is above one half.
+    assert np.all(mask[prob > 0.5])
+
+
+def test_predict_to_files_writes_a_binary_mask_and_an_overlay(run_dir, image_path, tmp_path):
+    mask_path, overlay_path = predict.predict_to_files(image_path, "the red circle",
+                                                       str(tmp_path / "out"), checkpoint=run_dir)
+    assert os.path.basename(mask_path) == "street_mask.png"
+    assert os.path.basename(overlay_path) == "street_overlay.png"
+    mask = np.asarray(Image.open(mask_path))
+    assert mask.shape == (45, 61) and set(np.unique(mask)) == {0, 255}
+    assert Image.open(overlay_path).format == "PNG"
+    assert sorted(os.listdir(tmp_path / "out")) == ["street_mask.png", "street_overlay.png"]
+
+
+@pytest.mark.parametrize("expression", ["", "   ", "\u3000"])
+def test_blank_expression_is_refused_before_anything_is_written(run_dir, image_path, tmp_path,
+                                                                expression):
+    with pytest.raises(ValueError, match="empty"):
+        predict.predict_to_files(image_path, expression, str(tmp_path / "out"),
+                                 checkpoint=run_dir)
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_run_predictor_refuses_a_blank_expression(run_dir, image_path):
+    with pytest.raises(EmptySentenceError):
+        predict.RunPredictor(run_dir)(predict.load_image(image_path), " ")
+
+
+def test_unreadable_image_is_a_clear_error(run_dir, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG broken")
+    with pytest.raises(ValueError, match="Cannot read image .*broken.png"):
+        predict.predict_to_files(str(bad), "red", str(tmp_path / "out"), checkpoint=run_dir)
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        predict.predict_to_files(str(tmp_path / "missing.png"), "red", str(tmp_path / "out"),
+                                 checkpoint=run_dir)
+    assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.parametrize("checkpoint,saved_model", [(None, None), ("a", "b")])
+def test_exactly_one_model_source_is_required(image_path, tmp_path, checkpoint, saved_model):
+    with pytest.raises(ValueError, match="exactly one of --checkpoint"):
+        predict.predict_to_files(image_path, "red", str(tmp_path), checkpoint, saved_model)
+
+
+def test_missing_saved_model_names_the_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No SavedModel in .*nowhere"):
+        predict.SavedModelPredictor(str(tmp_path / "nowhere"))
+
+
+def test_load_image_tiles_grayscale_and_drops_alpha(tmp_path):
+    gray = (np.arange(12, dtype=np.uint8) * 20).reshape(3, 4)
+    Image.fromarray(gray).save(tmp_path / "g.png")
+    rgba = np.dstack([gray, gray, gray, np.full_like(gray, 7)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    np.testing.assert_array_equal(predict.load_image(str(tmp_path / "g.png")),
+                                  np.dstack([gray] * 3))
+    np.testing.assert_array_equal(predict.load_image(str(tmp_path / "a.png")),
+                                  np.dstack([gray] * 3))
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "tf_rmi.cli", *args], capture_output=True,
+                          text=True, timeout=600, cwd=REPO_ROOT)
+
+
+def test_predict_command(run_dir, image_path, tmp_path):
+    out_dir = str(tmp_path / "pred")
+    result = _cli("predict", f"--checkpoint={run_dir}", f"--image={image_path}",
+                  "--expression=the red circle", f"--output_dir={out_dir}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert os.path.join(out_dir, "street_mask.png") in result.stdout
+    assert np.asarray(Image.open(os.path.join(out_dir, "street_mask.png"))).shape == (45, 61)
+
+
+def test_predict_command_bad_input_exits_with_a_message(run_dir, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff broken")
+    result = _cli("predict", f"--checkpoint={run_dir}", f"--image={bad}", "--expression=red",
+                  f"--output_dir={tmp_path / 'pred'}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "tf_rmi predict: Cannot read image" in result.stderr
+    assert not os.path.exists(tmp_path / "pred")
