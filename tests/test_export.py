@@ -15,7 +15,7 @@ from tests.conftest import decisive_tiny_model, tiny_model_config
 from tf_rmi import export_lib
 from tf_rmi.config import DataConfig, RunConfig
 from tf_rmi.data.text import write_vocabulary
-from tf_rmi.predict import RunPredictor
+from tf_rmi.predict import RunPredictor, load_image
 from tf_rmi.run_dir import CHECKPOINT_PREFIX, checkpoint_dir
 
 WORDS = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left", "of", "big"]
@@ -128,7 +128,7 @@ def test_fresh_process_does_not_import_tf_rmi(fresh_process):
 def test_saved_model_masks_equal_the_library_path(fresh_process, run_dir, images):
     predictor = RunPredictor(run_dir)
     for path in images[0]:
-        pixels = tf.io.decode_image(open(path, "rb").read(), channels=3).numpy()
+        pixels = load_image(path)  # Pillow: the JPEG must decode to the same pixels
         for sentence in SENTENCES:
             expected, _ = predictor(pixels, sentence)
             got = np.array(fresh_process["masks"][path + "|" + sentence], np.uint8)
@@ -143,7 +143,7 @@ def test_saved_model_masks_equal_the_library_path(fresh_process, run_dir, images
 def test_saved_model_probabilities_equal_the_library_path(fresh_process, run_dir, images):
     predictor = RunPredictor(run_dir)
     path = images[0][1]
-    pixels = tf.io.decode_image(open(path, "rb").read(), channels=3).numpy()
+    pixels = load_image(path)
     _, expected = predictor(pixels, SENTENCES[0])
     got = np.array(fresh_process["probabilities"][path + "|" + SENTENCES[0]], np.float32)
     assert got.shape == expected.shape == (90, 40)

@@ -31,17 +31,21 @@ def run_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def saved_model(run_dir, tmp_path_factory):
+    return export_lib.export_run(run_dir, str(tmp_path_factory.mktemp("export") / "tiny"))
+
+
+@pytest.fixture(scope="module")
 def image_path(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("img") / "street.png")
     Image.fromarray((np.random.RandomState(2).rand(45, 61, 3) * 255).astype(np.uint8)).save(path)
     return path
 
 
-def test_predict_mask_from_a_run_and_from_a_saved_model_agree(run_dir, image_path, tmp_path):
+def test_predict_mask_from_a_run_and_from_a_saved_model_agree(run_dir, saved_model, image_path):
     image = predict.load_image(image_path)
     from_run = predict.predict_mask(run_dir, image, "the big red circle")
-    saved = export_lib.export_run(run_dir, str(tmp_path / "export"))
-    from_saved = predict.predict_mask(saved, image, "the big red circle")
+    from_saved = predict.predict_mask(saved_model, image, "the big red circle")
     assert from_run[0].shape == from_saved[0].shape == (45, 61)
     assert from_run[0].dtype == bool and 0 < from_run[0].mean() < 1
     np.testing.assert_array_equal(from_saved[0], from_run[0])
@@ -137,3 +141,13 @@ def test_predict_command_bad_input_exits_with_a_message(run_dir, tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "tf_rmi predict: Cannot read image" in result.stderr
     assert not os.path.exists(tmp_path / "pred")
+
+
+def test_saved_model_errors_become_value_errors_with_the_graph_message(saved_model):
+    predictor = predict.SavedModelPredictor(saved_model)
+    with pytest.raises(ValueError, match=r"^image_bytes is not a JPEG, PNG, GIF or BMP image"):
+        predictor.predict_bytes(b"GIF9 nope", "red")
+    with pytest.raises(ValueError, match=r"^Invalid PNG"):
+        predictor.predict_bytes(b"\x89PNG\r\n\x1a\n broken", "red")
+    with pytest.raises(ValueError, match=r"^expression is empty or whitespace only"):
+        predictor(np.zeros((5, 5, 3), np.uint8), "\u2003")

@@ -11,8 +11,9 @@ below is also written to `<export>/USAGE.md`):
 
 Signatures:
 - `serving_default(image_bytes, expression)`: JPEG/PNG/GIF/BMP bytes of any
-  size (grayscale, colour or RGBA; the first frame of a GIF) and a UTF-8
-  expression. Tokenisation, resize-and-pad (`tf_rmi.graph_ops`, equal to the
+  size (grayscale, colour or RGBA; the first frame of a GIF; JPEGs decoded
+  with the accurate DCT, as Pillow, so pixels equal `tf_rmi.predict.load_image`'s)
+  and a UTF-8 expression. Tokenisation, resize-and-pad (`tf_rmi.graph_ops`, equal to the
   numpy/Python versions), the model and the inverse transform all run in the
   graph. Outputs:
   `mask` uint8 [H, W]: the original's rule, upsampled logits >= 1e-9 on the
@@ -87,14 +88,23 @@ class SegmentationServer(tf.Module):
                                for magic in _MAGIC])
         check = tf.debugging.Assert(known, [
             "image_bytes is not a JPEG, PNG, GIF or BMP image; its first bytes are", head])
+        is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 3), b"\xff\xd8\xff")
         with tf.control_dependencies([check]):
-            image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+            # INTEGER_ACCURATE is libjpeg's islow DCT, which Pillow uses: the pixels
+            # then equal the numpy path's (TF's default fast DCT differs by up to
+            # ~10 grey levels).
+            image = tf.cond(
+                is_jpeg,
+                lambda: tf.io.decode_jpeg(image_bytes, channels=3,
+                                          dct_method="INTEGER_ACCURATE"),
+                lambda: tf.ensure_shape(tf.io.decode_image(
+                    image_bytes, channels=3, expand_animations=False), [None, None, 3]))
         image = tf.ensure_shape(image, [None, None, 3])
         h, w = tf.shape(image)[0], tf.shape(image)[1]
         new_h, new_w, _, _ = graph_ops.resize_pad_geometry_tf(h, w, self.size)
         # The numpy path refuses such images too (image_ops.resize_pad_geometry).
         fits = tf.debugging.Assert(tf.logical_and(new_h >= 1, new_w >= 1), [
-            "the image is too thin: resized to the model's input its short side "
+            "the image is too thin: resized to the model input its short side "
             "would become 0 pixels; image height, width and input size are", h, w, self.size])
         with tf.control_dependencies([fits]):
             return tf.identity(image)

@@ -112,9 +112,19 @@ class SavedModelPredictor:
 
 
 def _assert_message(message: str) -> str:
-    """The readable part of a tf.debugging.Assert / decode error message."""
-    first = message.strip().splitlines()[0] if message.strip() else "invalid input"
-    return first.replace("assertion failed: ", "").strip()
+    """The readable part of a graph error: the Assert's text, or the kernel's
+    message (e.g. "Invalid PNG data, size 60"), without TF's framing lines."""
+    for line in message.splitlines():
+        line = line.strip()
+        if line.startswith("assertion failed:"):
+            parts = [p.strip(" []") for p in line[len("assertion failed:"):].split("] [")]
+            return " ".join(p for p in parts if p)
+    for line in message.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("Graph execution error", "Detected at node",
+                                         "<stack traces", "[[")):
+            return line
+    return "invalid input"
 
 
 def load_predictor(checkpoint: Optional[str] = None, saved_model: Optional[str] = None,
