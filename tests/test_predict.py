@@ -151,3 +151,10 @@ def test_saved_model_errors_become_value_errors_with_the_graph_message(saved_mod
         predictor.predict_bytes(b"\x89PNG\r\n\x1a\n broken", "red")
     with pytest.raises(ValueError, match=r"^expression is empty or whitespace only"):
         predictor(np.zeros((5, 5, 3), np.uint8), "\u2003")
+
+
+def test_load_image_reads_16_bit_png_as_the_saved_model_decoder(tmp_path):
+    pixels = (np.random.RandomState(4).rand(6, 7) * 65535).astype(np.uint16)
+    Image.fromarray(pixels).save(tmp_path / "deep.png")
+    expected = tf.io.decode_image((tmp_path / "deep.png").read_bytes(), channels=3).numpy()
+    np.testing.assert_array_equal(predict.load_image(str(tmp_path / "deep.png")), expected)

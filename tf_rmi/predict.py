@@ -25,8 +25,9 @@ TF_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")
 def load_image(path: str) -> np.ndarray:
     """uint8 [H, W, 3] RGB from an image file, with a clear error when unreadable.
 
-    Grayscale is tiled, alpha dropped, palette expanded (as tf.io.decode_image
-    with channels=3 does in the SavedModel); 16-bit images are scaled to 8 bits.
+    Grayscale is tiled, alpha dropped, palette expanded, 16-bit reduced to its
+    high byte: the pixels the SavedModel's decoder gives for PNG, JPEG (accurate
+    DCT), GIF and BMP files.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -39,9 +40,9 @@ def load_image(path: str) -> np.ndarray:
             im.load()
             if im.mode in ("L", "RGB", "RGBA"):
                 return to_rgb(np.asarray(im))
-            if im.mode.startswith("I;16") or im.mode == "I":
-                return to_rgb((np.asarray(im, np.float64) / 257.0).round().clip(0, 255)
-                              .astype(np.uint8))
+            if im.mode.startswith("I;16"):
+                # The high byte, as tf.io.decode_image converts 16-bit PNGs.
+                return to_rgb((np.asarray(im).astype(np.uint16) >> 8).astype(np.uint8))
             return to_rgb(np.asarray(im.convert("RGB")))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"Cannot read image {path}: {err}. Give a JPEG or PNG file") from None
