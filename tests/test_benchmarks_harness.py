@@ -1,7 +1,11 @@
-"""The benchmark harness's logic (no timing assertions)."""
+"""The benchmark harness's logic and the suite's counting (no timing assertions)."""
+import os
+
+import numpy as np
+import pytest
 import tensorflow as tf
 
-from benchmarks import harness
+from benchmarks import harness, suite
 
 
 def test_measure_counts_warmup_and_repeats():
@@ -11,12 +15,27 @@ def test_measure_counts_warmup_and_repeats():
     assert result["min_s"] <= result["median_s"] <= result["max_s"]
 
 
-def test_interleaved_compare_runs_every_function_alike():
+def test_interleaved_compare_alternates_the_functions():
     order = []
     out = harness.interleaved_compare({"a": lambda: order.append("a"),
                                        "b": lambda: order.append("b")}, warmup=1, repeats=2)
     assert order == ["a", "b", "a", "b", "a", "b"]
     assert set(out) == {"a", "b"}
+
+
+def test_summarize_gives_median_min_max():
+    assert harness.summarize([3.0, 1.0, 2.0]) == {"median_s": 2.0, "min_s": 1.0, "max_s": 3.0,
+                                                  "repeats": 3}
+
+
+def test_summarize_without_timings_is_a_clear_error():
+    with pytest.raises(ValueError, match="repeats >= 1"):
+        harness.summarize([])
+
+
+def test_matmul_gflops_reports_the_flop_rate_of_its_median():
+    result = harness.matmul_gflops(n=64, warmup=1, repeats=3)
+    assert result["gflops"] == pytest.approx(2 * 64 ** 3 / result["median_s"] / 1e9)
 
 
 def test_graph_flops_counts_a_matmul():
@@ -25,6 +44,114 @@ def test_graph_flops_counts_a_matmul():
     assert harness.graph_flops(concrete) == 2 * 8 * 16 * 4
 
 
+def test_graph_flops_follows_the_branch_taken_by_a_cond():
+    a = tf.ones([8, 8])
+    fn = tf.function(lambda p: tf.cond(p > 0, lambda: tf.matmul(a, a), lambda: a))
+    concrete = fn.get_concrete_function(tf.TensorSpec([]))
+    predicate_flops = harness.graph_flops(concrete)  # the profiler alone stops at the cond
+    assert harness.graph_flops(concrete, lambda name: True) == predicate_flops + 2 * 8 ** 3
+    assert harness.graph_flops(concrete, lambda name: False) == predicate_flops
+
+
+def test_op_profile_attributes_time_to_the_matmul():
+    a = tf.random.normal([256, 256])
+    fn = tf.function(lambda: tf.reduce_sum(tf.matmul(a, a)))
+    fn()
+    profile = harness.op_profile(lambda: fn().numpy(), calls=2, top=3)
+    assert "MatMul" in profile["ops"][0][0]
+    assert sum(share for _, _, share in profile["ops"]) <= 1.0 + 1e-9
+
+
+def test_write_text_replaces_the_file_and_leaves_no_temporary(tmp_path):
+    path = os.path.join(tmp_path, "out", "latest.md")
+    harness.write_text(path, "one")
+    harness.write_text(path, "two")
+    assert open(path).read() == "two"
+    assert os.listdir(os.path.dirname(path)) == ["latest.md"]
+
+
+def test_target_verdict_says_by_how_much_a_target_is_missed():
+    assert harness.target_verdict(4.0, 4.0) == "yes"
+    assert harness.target_verdict(3.0, 4.0) == "no, by 25.0%"
+    assert harness.target_verdict(7.5, 6.0, higher_is_better=False) == "no, by 25.0%"
+
+
 def test_markdown_table():
     table = harness.markdown_table([[1, 2]], ["a", "b"])
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 2 |"]
+
+
+def test_head_flop_count_reproduces_the_issue_figures_with_conv0():
+    cfg = suite.paper_config(suite.Settings())
+    conv0 = suite.conv0_gflop(cfg, 2048)
+    for words, (straight, efficient) in suite.ISSUE_HEAD_GFLOP.items():
+        assert suite.head_matmul_gflop(cfg, words, False) + conv0 == pytest.approx(straight, abs=1)
+        assert suite.head_matmul_gflop(cfg, words, True) + conv0 == pytest.approx(efficient, abs=1)
+
+
+def test_front_padded_words_put_the_expression_at_the_end():
+    words = suite.front_padded_words(5, [2, 5], vocab_size=50)
+    assert words.dtype == np.int32
+    assert np.count_nonzero(words, axis=1).tolist() == [2, 5]
+    assert words[0, :3].tolist() == [0, 0, 0]
+
+
+def test_step_branch_taken_runs_only_the_word_steps():
+    taken = suite.step_branch_taken(num_steps=20, num_words=4)
+    assert taken("cond") is False and taken("model/cond_15") is False
+    assert taken("cond_16") is True and taken("gradient_tape/cond_19/StatelessIf") is True
+    assert taken("while/body") is None
+
+
+def test_head_profiler_count_agrees_with_the_analytic_matmul_count():
+    from tf_rmi.models.segmenter import build_model
+
+    cfg = suite.paper_config(suite.Settings(quick=True), num_words=6, visual_dim=64,
+                             embed_dim=64, lstm_units=64, mlstm_units=64)
+    model = build_model(cfg)
+    visual = tf.random.normal([1, cfg.feature_size, cfg.feature_size, cfg.visual_dim])
+    words = suite.front_padded_words(cfg.num_words, [4], cfg.vocab_size)
+    concrete = tf.function(lambda: model.segment(visual, words)["logits"]).get_concrete_function()
+    counted = harness.graph_flops(concrete, suite.step_branch_taken(cfg.num_words, 4)) / 1e9
+    analytic = suite.head_matmul_gflop(cfg, 4, efficient=True)
+    # The profiler also counts elementwise ops: a little above the matmuls alone.
+    assert analytic <= counted <= 1.3 * analytic
+
+
+def _fake_results(quick=False):
+    timing = {"median_s": 2.0, "min_s": 1.0, "max_s": 3.0, "repeats": 3}
+    return {"date": "2026-11-24T21:43:32+00:00", "command": "python -m benchmarks.run_benchmarks",
+            "machine": {"host_kind": "cpu2"},
+            "settings": {"quick": quick, "precision": "float32", "jit_compile": False,
+                         "repeats": 5, "slow_repeats": 3},
+            "preprocess": {"expressions": 10, "shards": 4, "same_output": True, "speedup": 1.5,
+                           "1_worker": dict(timing, expressions_per_s=5.0, parent_cpu_s=1.0,
+                                            worker_cpu_s=0.0),
+                           "2_workers": dict(timing, expressions_per_s=7.5, parent_cpu_s=0.1,
+                                             worker_cpu_s=1.0)},
+            "memory": {"train_peak_rss_gib": 4.5, "eval_peak_rss_gib": 4.0}}
+
+
+def test_target_rows_cover_the_benchmarks_present():
+    rows = suite.target_rows(_fake_results())
+    assert [(r["target"], r["met"]) for r in rows] == [
+        ("preprocessing speedup, 2 workers", "no, by 16.7%"),
+        ("training peak memory (GiB)", "yes")]
+
+
+def test_result_files_are_named_by_date_and_host_kind(tmp_path):
+    results = _fake_results()
+    results["targets"] = suite.target_rows(results)
+    paths = suite.write_results(results, str(tmp_path))
+    assert os.path.basename(paths["json"]) == "2026-11-24T214332-cpu2.json"
+    text = open(paths["markdown"]).read()
+    assert "| preprocessing speedup, 2 workers | 1.50x | 1.8x | no, by 16.7% |" in text
+    assert "same output bytes: True" in text
+
+
+def test_quick_results_do_not_replace_latest_md(tmp_path):
+    results = _fake_results(quick=True)
+    results["targets"] = []
+    paths = suite.write_results(results, str(tmp_path))
+    assert os.path.basename(paths["markdown"]) == "latest-quick.md"
+    assert paths["json"].endswith("-cpu2-quick.json")
