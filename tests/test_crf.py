@@ -1,9 +1,10 @@
-"""DenseCRF with the original settings sharpens a blurred map of a synthetic scene."""
+"""DenseCRF with the original settings (pydensecrf), on synthetic maps."""
 import numpy as np
+import pytest
 from scipy import ndimage
 
 from tf_rmi import metrics
-from tf_rmi.crf import crf_refine
+from tf_rmi.crf import crf_refine, unary_energies
 
 
 def test_crf_raises_iou_on_a_blurred_probability_map():
@@ -23,5 +24,43 @@ def test_crf_raises_iou_on_a_blurred_probability_map():
 
 def test_crf_returns_a_bool_map_of_the_input_size():
     image = np.zeros((16, 20, 3), np.uint8)
-    out = crf_refine(image, np.full((16, 20), 0.9))
+    out = crf_refine(image, np.full((16, 20), 0.9, np.float32))
     assert out.shape == (16, 20) and out.dtype == bool and out.all()
+
+
+def test_unary_is_the_unclipped_float32_negative_log():
+    unary = unary_energies(np.array([[0.0, 0.25], [0.5, 1.0]], np.float32))
+    assert unary.dtype == np.float32 and unary.shape == (2, 4)
+    np.testing.assert_allclose(unary[:, 1:3], -np.log([[0.75, 0.5], [0.25, 0.5]]), rtol=1e-6)
+    assert unary[1, 0] == np.inf and unary[0, 0] == 0      # p = 0: foreground impossible
+    assert unary[0, 3] == np.inf and unary[1, 3] == 0      # p = 1: background impossible
+
+
+def _lone_pixel(p_centre):
+    """A uniform image, background-confident map, one pixel at `p_centre`."""
+    prob = np.full((16, 16), 0.01, np.float32)
+    prob[8, 8] = p_centre
+    return crf_refine(np.full((16, 16, 3), 90, np.uint8), prob)
+
+
+def test_saturated_probability_locks_its_label_as_the_original():
+    # The original's -log(1 - 1.0) is infinite: no pairwise message can move it.
+    out = _lone_pixel(1.0)
+    assert out[8, 8] and out.sum() == 1
+
+
+def test_confident_but_finite_probability_is_smoothed_away():
+    # Same scene with a finite unary (-log(1 - 0.999) = 6.9): the neighbours'
+    # pairwise terms (compat 3 + 10, normalised kernels) outweigh it.
+    assert not _lone_pixel(0.999).any()
+
+
+@pytest.mark.parametrize("prob", [np.full((8, 8), np.nan), np.full((8, 8), 1.5)])
+def test_invalid_probabilities_are_refused(prob):
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
+        crf_refine(np.zeros((8, 8, 3), np.uint8), prob)
+
+
+def test_non_uint8_image_is_refused():
+    with pytest.raises(ValueError, match="uint8"):
+        crf_refine(np.zeros((8, 8, 3), np.float32), np.full((8, 8), 0.5))

@@ -42,35 +42,41 @@ def mean_iou(ious: Sequence[float]) -> float:
 
 
 def precision_at(ious: Sequence[float], thresholds=IOU_THRESHOLDS) -> Dict[str, float]:
-    """{"0.5": share of ious >= 0.5, ...} (the original compares with >=)."""
+    """{"0.5": share of ious >= 0.5, ...}: the original counts `I/U >= X`
+    (float64 true division), so an IoU exactly at X counts as correct."""
     ious = np.asarray(ious, np.float64)
     n = max(len(ious), 1)
-    return {f"{t:.1f}": float(np.sum(ious >= t)) / n for t in thresholds}
+    return {f"{t:g}": float(np.sum(ious >= t)) / n for t in thresholds}
 
 
 def length_group_bounds(lengths: Sequence[int], num_groups: int = 4) -> List[Tuple[int, int]]:
     """Inclusive length ranges splitting `lengths` into groups of roughly equal size.
 
     The paper's Tables 2-5 split each test set into four groups by expression
-    length. Bounds are chosen at integer lengths (expressions of one length stay
-    together): group k ends at the smallest length whose cumulative count
-    reaches k/num_groups of the total.
+    length (e.g. ReferIt 1 / 2 / 3-4 / 5-20). Expressions of one length stay
+    together, so the k-th boundary is the length whose cumulative share is
+    closest to k/num_groups (ties: the shorter), leaving at least one distinct
+    length for every later group. Fewer distinct lengths than groups give one
+    group per length. Ranges are contiguous: each starts one after the
+    previous end, the first at the shortest length, the last ends at the longest.
     """
     lengths = np.asarray(lengths, int)
     if lengths.size == 0:
         return []
     values = np.unique(lengths)
-    cum = np.array([np.sum(lengths <= v) for v in values]) / lengths.size
+    cum = np.searchsorted(np.sort(lengths), values, side="right") / lengths.size
+    groups = min(int(num_groups), len(values))
+    ends, first = [], 0
+    for k in range(1, groups):
+        last = len(values) - (groups - k)  # later groups each keep one length
+        idx = min(range(first, last), key=lambda i: (abs(cum[i] - k / groups), i))
+        ends.append(idx)
+        first = idx + 1
+    ends.append(len(values) - 1)
     bounds, start = [], int(values[0])
-    for k in range(1, num_groups + 1):
-        candidates = values[cum >= k / num_groups - 1e-9]
-        end = int(candidates[0]) if candidates.size else int(values[-1])
-        if end < start:
-            continue
-        bounds.append((start, end))
-        start = end + 1
-        if end >= values[-1]:
-            break
+    for idx in ends:
+        bounds.append((start, int(values[idx])))
+        start = int(values[idx]) + 1
     return bounds
 
 
@@ -93,14 +99,16 @@ class ScoreAccumulator:
     def ious(self) -> List[float]:
         return [iou(i, u) for i, u in zip(self.intersections, self.unions)]
 
-    def summary(self, bounds=None) -> dict:
-        """overall_iou, mean_iou, precision, count, and per length group."""
+    def summary(self, bounds=None, thresholds=IOU_THRESHOLDS, num_groups: int = 4) -> dict:
+        """count, overall_iou, mean_iou, precision {"0.5": ...}, and
+        length_groups [{lengths [lo, hi], count, overall_iou, mean_iou}]
+        (over `bounds`, by default `length_group_bounds(lengths, num_groups)`)."""
         out = {"count": len(self.unions),
                "overall_iou": overall_iou(self.intersections, self.unions),
                "mean_iou": mean_iou(self.ious),
-               "precision": precision_at(self.ious)}
+               "precision": precision_at(self.ious, thresholds)}
         if bounds is None:
-            bounds = length_group_bounds(self.lengths)
+            bounds = length_group_bounds(self.lengths, num_groups)
         groups = []
         lengths = np.asarray(self.lengths)
         ious = np.asarray(self.ious)
