@@ -84,3 +84,15 @@ def test_inverse_resize_and_pad_tf_equals_numpy(h, w):
     pred = np.random.RandomState(1).rand(48, 48) > 0.7
     np.testing.assert_array_equal(graph_ops.inverse_resize_and_pad_tf(pred, h, w).numpy(),
                                   image_ops.inverse_resize_and_pad(pred, h, w))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_resize_and_pad_tf_equals_numpy_on_narrow_range_images(seed):
+    # min > 0: samples reading the constant-0 border must be clipped to the
+    # image's range, as skimage 0.13; a constant image (seed 0) is the extreme.
+    rng = np.random.RandomState(seed)
+    h, w = rng.randint(2, 80, size=2)
+    low = rng.randint(1, 200)
+    image = rng.randint(low, low + 1 + 10 * seed, size=(h, w, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(graph_ops.resize_and_pad_tf(image, 48).numpy(),
+                                  image_ops.resize_and_pad(image, 48))
