@@ -529,12 +529,15 @@ def run(names: List[str], settings: Settings, command: str = "",
     apply_precision(settings)
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "machine": harness.machine(), "settings": dataclasses.asdict(settings),
-               "command": command}
+               "command": command,
+               # Other work on the machine skews timings: recorded, 1/5/15-minute averages.
+               "load_average_start": list(os.getloadavg())}
     for name in names:
         log(f"== {name}")
         start = time.monotonic()
         results[name] = BENCHMARKS[name](settings)
         log(f"   done in {time.monotonic() - start:.0f} s")
+    results["load_average_end"] = list(os.getloadavg())
     results["targets"] = target_rows(results)
     return results
 
@@ -578,7 +581,8 @@ def summary_markdown(results: dict) -> str:
     """The results as Markdown: the targets first, then each benchmark."""
     s = results["settings"]
     lines = [f"# Benchmarks, {results['date']}", "",
-             f"Machine: {results['machine']}", "",
+             f"Machine: {results['machine']}; load average (1/5/15 min) at the start "
+             f"{results.get('load_average_start')}, at the end {results.get('load_average_end')}", "",
              f"Command: `{results['command']}`; precision {s['precision']}, "
              f"jit_compile {s['jit_compile']}, {s['repeats']} repeats "
              f"({s['slow_repeats']} for the slow ones){', QUICK (tiny sizes)' if s['quick'] else ''}."
