@@ -177,8 +177,8 @@ class SegmentationServer(tf.Module):
 
 def usage_snippet(name: str, model_cfg) -> str:
     """README-ready Markdown: how to call the export without tf_rmi."""
-    maps = ("`word_response_maps` and `word_masks` [T, H, W], " if model_cfg.model == "RMI"
-            else "")
+    maps = (" and the per-word `word_response_maps`, `word_masks` [T, H, W]"
+            if model_cfg.model == "RMI" else "")
     return f"""# {name}: referring image segmentation SavedModel ({model_cfg.model})
 
 Needs only TensorFlow (no tf_rmi):
@@ -196,7 +196,7 @@ probabilities = out["probabilities"].numpy()  # float32 [H, W]
 ```
 
 - `serving_default(image_bytes, expression)` -> `mask`, `probabilities`, `word_ids` [{model_cfg.num_words}]
-- `explain(image_bytes, expression)` -> the same plus `tokens` [{model_cfg.num_words}], {maps}
+- `explain(image_bytes, expression)` -> the same plus `tokens` [{model_cfg.num_words}]{maps}
 - `segment_batch(images float32 [N, {model_cfg.input_size}, {model_cfg.input_size}, 3] (RGB->BGR minus the
   Caffe mean), words int32 [N, {model_cfg.num_words}])` -> `upsampled_logits`, `probabilities`
 
