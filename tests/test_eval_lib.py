@@ -74,9 +74,9 @@ def test_shared_trunk_and_per_expression_give_identical_metrics(setup):
     single = eval_lib.evaluate(model, run_config,
                                EvalConfig(split="val", crf=True, shared_trunk=False),
                                progress=False)
-    for key in ("raw", "crf"):
+    assert shared["crf"] is not None
+    for key in ("raw", "crf", "length_group_bounds"):
         assert shared[key] == single[key]
-    assert shared["crf"]["count"] == shared["raw"]["count"]
 
 
 def test_eval_records_keep_original_sizes_and_the_model_sees_the_padded_input(setup):
@@ -89,6 +89,45 @@ def test_eval_records_keep_original_sizes_and_the_model_sees_the_padded_input(se
     padded = image_ops.resize_and_pad(record["image"], 64)
     logits = runner.shared_trunk(image_ops.caffe_preprocess(padded), record["words"][None])
     assert logits.shape == (1, 64, 64)
+
+
+def test_lengths_are_the_words_the_model_reads(setup):
+    # The fixture's expressions hold 2, 3, 4 | 2 | 2, 3 non-pad ids (sentences
+    # are longer on purpose: the ids decide).
+    _, count, model, run_config = setup
+    results = eval_lib.evaluate(model, run_config, EvalConfig(split="val"), progress=False)
+    groups = results["raw"]["length_groups"]
+    assert results["length_group_bounds"][0][0] == 2 and results["length_group_bounds"][-1][1] == 4
+    assert [g["count"] for g in groups] == [3, 2, 1]
+
+
+def test_crf_metrics_and_figures_when_asked(setup, tmp_path):
+    _, count, model, run_config = setup
+    out_dir = str(tmp_path / "results")
+    results = eval_lib.evaluate(model, run_config, EvalConfig(split="val", crf=True, visualize=2),
+                                out_dir=out_dir, progress=False)
+    assert results["crf"]["count"] == count
+    assert set(results["crf"]["precision"]) == {"0.5", "0.6", "0.7", "0.8", "0.9"}
+    assert "DenseCRF" in open(os.path.join(out_dir, "results.md")).read()
+    assert os.path.getsize(os.path.join(out_dir, "fig7_results.png")) > 0
+
+
+def test_max_expressions_stops_early(setup):
+    _, _, model, run_config = setup
+    results = eval_lib.evaluate(model, run_config, EvalConfig(split="val", max_expressions=4),
+                                progress=False)
+    assert results["expressions"] == 4 and results["raw"]["count"] == 4
+
+
+def test_empty_record_set_is_a_clear_error(setup, tmp_path):
+    _, _, model, run_config = setup
+    root = str(tmp_path)
+    os.makedirs(os.path.join(root, "tiny"))
+    with tf.io.TFRecordWriter(os.path.join(root, "tiny", pipeline.shard_name("val", 0, 1))):
+        pass
+    with pytest.raises(ValueError, match="holds no records"):
+        eval_lib.evaluate(model, run_config, EvalConfig(split="val"), tfrecord_dir=root,
+                          progress=False)
 
 
 def test_missing_split_is_a_clear_error(setup):
@@ -104,3 +143,28 @@ def test_entry_point_reports_a_bad_checkpoint_without_traceback(tmp_path):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "neither a run directory nor a checkpoint prefix" in result.stderr
+
+
+def test_default_output_dir_is_named_after_the_run():
+    prefix = os.path.join("runs", "unc_RMI", "checkpoints", "ckpt-7")
+    assert eval_lib.default_output_dir(prefix, "testA") == os.path.join(
+        "experiments", "results", "unc_RMI", "testA")
+
+
+def test_entry_point_evaluates_a_run_directory(setup, tmp_path):
+    root, count, model, run_config = setup
+    run_dir = str(tmp_path / "tiny_run")
+    run_config.save(run_dir)
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
+                               os.path.join(run_dir, "checkpoints"), 1,
+                               checkpoint_name="ckpt").save(checkpoint_number=3)
+    out_dir = str(tmp_path / "out")
+    result = subprocess.run(
+        [sys.executable, "-m", "tf_rmi.evaluate", f"--checkpoint={run_dir}", "--split=val",
+         f"--output_dir={out_dir}", "--crf"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    saved = json.load(open(os.path.join(out_dir, "results.json")))
+    assert saved["expressions"] == count and saved["crf"] is not None
+    assert saved["checkpoint"].endswith("ckpt-3")
+    assert "overall IoU" in result.stdout

@@ -4,8 +4,12 @@ For each expression of an evaluation split (original-size image and mask):
 resize-and-pad the image to the model input, run the model, threshold the
 upsampled logits at 1e-9, map the prediction back with the inverse transform
 (non-zero rule) and score I and U at original resolution. With `crf`, the
-DenseCRF prediction is scored in the same pass. The expression-length
-breakdown of the paper's Tables 2-5 uses four groups of roughly equal size.
+DenseCRF prediction is scored in the same pass (on the float32 sigmoid of the
+same logits, as the original's `model.sigm`). The expression-length breakdown
+of the paper's Tables 2-5 uses four groups of roughly equal size, where an
+expression's length is the number of words the model reads: its non-pad ids,
+i.e. the tokens of the original tokenizer capped at T = 20 (the paper's last
+groups end at 20).
 
 Shared trunk (default): consecutive records of one image (preprocessing writes
 evaluation splits grouped by image) share one trunk pass; the head then runs on
@@ -20,6 +24,7 @@ import json
 import os
 import sys
 import time
+import weakref
 from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
@@ -27,7 +32,7 @@ import tensorflow as tf
 
 from tf_rmi import metrics
 from tf_rmi.config import EvalConfig, RunConfig
-from tf_rmi.data import image_ops, pipeline, text
+from tf_rmi.data import image_ops, pipeline
 
 MAX_GROUP = 32  # expressions per head call in shared-trunk mode
 
@@ -103,12 +108,26 @@ class ModelRunner:
                                for i in range(len(words))])
 
 
-def expression_length(sentence) -> int:
-    """Words in the expression by the original tokenizer (0 if it has none)."""
-    try:
-        return len(text.tokenize(sentence))
-    except ValueError:
-        return 0
+# One runner per model, so that evaluating several splits (or raw and CRF
+# runs) traces the tf.functions once.
+_RUNNERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def model_runner(model) -> ModelRunner:
+    """The cached `ModelRunner` of `model` (built on first use)."""
+    runner = _RUNNERS.get(model)
+    if runner is None:
+        runner = _RUNNERS[model] = ModelRunner(model)
+    return runner
+
+
+def expression_length(words: np.ndarray) -> int:
+    """Words the model reads: the non-pad ids of int32 [T] `words`.
+
+    Equal to `min(len(text.tokenize(sentence)), T)`: the encoder keeps the
+    first T tokens and no token maps to `<pad>` (id 0).
+    """
+    return int(np.count_nonzero(np.asarray(words)))
 
 
 def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
@@ -116,9 +135,20 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
              progress: bool = True, checkpoint: str = "") -> dict:
     """Scores `model` on `eval_config.split`; writes results.json / results.md to `out_dir`.
 
-    Returns the results dict: `raw` (and `crf`) metric summaries with overall
-    IoU, mean IoU, precision@0.5..0.9 and the length groups, plus counts,
-    throughput and what was evaluated.
+    Args:
+      model: a built `ReferringSegmenter`.
+      run_config: the run's config (its `data` section locates the records).
+      eval_config: split, threshold, crf, shared_trunk, max_expressions,
+        iou_thresholds, num_length_groups, visualize.
+      tfrecord_dir: overrides `run_config.data.tfrecord_dir`.
+      out_dir: where results.json / results.md (and figures) go; None writes nothing.
+      checkpoint: recorded in the results.
+    Returns the results dict: `raw` (and `crf`, else None) metric summaries
+    (`metrics.ScoreAccumulator.summary`: overall IoU, mean IoU,
+    precision@X, length groups), `length_group_bounds`, counts, throughput
+    and what was evaluated (`run_config`, `checkpoint`, `split`, `date`).
+    Raises FileNotFoundError for a split with no shards and ValueError for a
+    split with no records.
     """
     data_cfg = dataclasses.replace(run_config.data,
                                    tfrecord_dir=tfrecord_dir or run_config.data.tfrecord_dir)
@@ -126,31 +156,39 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
     total = pipeline.count_records(data_cfg, eval_config.split)
     if total == 0:
         raise ValueError(f"Split '{eval_config.split}' of {data_cfg.dataset} in "
-                         f"{data_cfg.tfrecord_dir} holds no records: re-run `make preprocess`")
+                         f"{data_cfg.tfrecord_dir} holds no records (every sample skipped?): "
+                         f"re-run `make preprocess DATASET={data_cfg.dataset}` and check its "
+                         "skip summary")
     if eval_config.max_expressions:
         total = min(total, eval_config.max_expressions)
     dataset = pipeline.eval_dataset(data_cfg, eval_config.split).take(total)
-    runner = ModelRunner(model)
+    runner = model_runner(model)
     predict = runner.shared_trunk if eval_config.shared_trunk else runner.per_expression
     raw, crf = metrics.ScoreAccumulator(), metrics.ScoreAccumulator()
     samples: List[dict] = []
     bar = _Progress(total, f"eval {data_cfg.dataset} {eval_config.split}", progress)
-    start, done = time.monotonic(), 0
+    start, done, padded_records = time.monotonic(), 0, 0
     for group in _groups(dataset, eval_config.shared_trunk):
         image = group[0]["image"]
         padded = image_ops.resize_and_pad(image, size)
         words = np.stack([r["words"] for r in group]).astype(np.int32)
         logits = predict(image_ops.caffe_preprocess(padded), words)
         for record, up in zip(group, logits):
-            h, w = int(record["orig_height"]), int(record["orig_width"])
             gt = record["mask"] > 0
-            length = expression_length(record["sentence"])
+            # Evaluation records hold the original image and mask; a training
+            # (padded) split is scored at the padded size, where the inverse
+            # transform is the identity.
+            h, w = gt.shape
+            padded_records += bool(record["padded"])
+            length = expression_length(record["words"])
             pred = image_ops.inverse_resize_and_pad(up >= eval_config.threshold, h, w)
             score = raw.add(pred, gt, length)
             crf_pred = None
             if eval_config.crf:
                 from tf_rmi.crf import crf_refine
-                prob = 1.0 / (1.0 + np.exp(-up.astype(np.float64)))
+                # float32 sigmoid as the original's tf.sigmoid output: it
+                # saturates to exactly 0 / 1 where the original's did.
+                prob = tf.math.sigmoid(up).numpy()
                 crf_pred = image_ops.inverse_resize_and_pad(crf_refine(padded, prob), h, w)
                 crf_score = crf.add(crf_pred, gt, length)
             if len(samples) < eval_config.visualize:
@@ -164,16 +202,20 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
         bar.update(done)
     bar.update(done, force=True)
     seconds = time.monotonic() - start
-    bounds = metrics.length_group_bounds(raw.lengths)
+    bounds = metrics.length_group_bounds(raw.lengths, eval_config.num_length_groups)
+    thresholds = tuple(eval_config.iou_thresholds)
     results = {
         "dataset": data_cfg.dataset, "split": eval_config.split, "checkpoint": checkpoint,
+        "tfrecord_dir": data_cfg.tfrecord_dir,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": dataclasses.asdict(model.config), "expressions": done,
+        "model": dataclasses.asdict(model.config), "run_config": run_config.to_dict(),
+        "expressions": done, "padded_records": padded_records,
         "shared_trunk": eval_config.shared_trunk, "threshold": eval_config.threshold,
         "seconds": seconds, "expressions_per_second": done / max(seconds, 1e-9),
+        "length_definition": "non-pad word ids (tokens capped at num_words)",
         "length_group_bounds": [list(b) for b in bounds],
-        "raw": raw.summary(bounds),
-        "crf": crf.summary(bounds) if eval_config.crf else None,
+        "raw": raw.summary(bounds, thresholds),
+        "crf": crf.summary(bounds, thresholds) if eval_config.crf else None,
     }
     if out_dir:
         write_results(results, out_dir)
@@ -185,17 +227,22 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
 def _write_figures(samples: List[dict], out_dir: str) -> None:
     try:
         from tf_rmi import visualize
-    except ImportError:
-        print("Figures skipped: tf_rmi.visualize is not available", file=sys.stderr)
+    except ImportError as err:
+        print(f"Figures skipped: tf_rmi.visualize could not be imported ({err})",
+              file=sys.stderr)
         return
     visualize.write_eval_figures(samples, out_dir)
 
 
 def _atomic_write(path: str, content: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(content)
-    os.replace(tmp, path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(content)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def results_markdown(results: dict) -> str:
@@ -210,17 +257,30 @@ def results_markdown(results: dict) -> str:
                      + " | ".join(f"{100 * s['precision'][t]:.2f}" for t in thresholds) + " |")
     groups = results["raw"]["length_groups"]
     if groups:
-        lines += ["", "Overall IoU by expression length (words):", "",
+        lines += ["", "IoU by expression length in words (the paper's Tables 2-5 groups; "
+                  "expressions per group in brackets):", "",
                   "| | " + " | ".join(f"{g['lengths'][0]}-{g['lengths'][1]} ({g['count']})"
                                       for g in groups) + " |",
                   "|---|" + "---|" * len(groups)]
-        for name, s in rows:
-            lines.append(f"| {name} | " + " | ".join(
-                f"{100 * g['overall_iou']:.2f}" for g in s["length_groups"]) + " |")
+        for key, label in (("overall_iou", "overall IoU"), ("mean_iou", "mean IoU")):
+            for name, s in rows:
+                lines.append(f"| {name}, {label} | " + " | ".join(
+                    f"{100 * g[key]:.2f}" for g in s["length_groups"]) + " |")
+        lines += ["", "Length = words the model reads (non-pad ids, at most T)."]
+    if results.get("padded_records"):
+        lines += ["", f"Note: {results['padded_records']} records were resized-and-padded "
+                  "(a training split); they are scored at the padded size."]
     lines += ["", f"Checkpoint: `{results['checkpoint']}`; {results['date']}; "
               f"{results['expressions_per_second']:.1f} expressions/s "
               f"({'shared trunk' if results['shared_trunk'] else 'per expression'})."]
     return "\n".join(lines) + "\n"
+
+
+def default_output_dir(checkpoint_prefix: str, split: str, root: str = "experiments/results") -> str:
+    """`<root>/<run name>/<split>`, the run name being the run directory's name
+    (checkpoints sit in `<run_dir>/checkpoints/ckpt-N`)."""
+    run_dir = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint_prefix)))
+    return os.path.join(root, os.path.basename(run_dir), split)
 
 
 def write_results(results: dict, out_dir: str) -> None:

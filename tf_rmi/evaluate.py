@@ -6,7 +6,6 @@
 The architecture comes from the run's config.json; results are written to
 experiments/results/<run>/<split>/ (results.json, results.md).
 """
-import os
 import sys
 
 from absl import app, flags
@@ -31,8 +30,7 @@ def main(argv):
 
     try:
         model, run_config, prefix = restore_model(FLAGS.checkpoint)
-        run_name = os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(prefix))))
-        out_dir = FLAGS.output_dir or os.path.join("experiments", "results", run_name, FLAGS.split)
+        out_dir = FLAGS.output_dir or eval_lib.default_output_dir(prefix, FLAGS.split)
         eval_cfg = EvalConfig(split=FLAGS.split, crf=FLAGS.crf, visualize=FLAGS.visualize,
                               max_expressions=FLAGS.max_expressions,
                               shared_trunk=not FLAGS.per_expression)
