@@ -348,3 +348,34 @@ def test_bad_constructor_arguments_and_splits_are_named():
         shapes.ShapesSource(min_size=120, max_size=100)
     with pytest.raises(ValueError, match="unknown shapes split 'testA'"):
         shapes.ShapesSource(num_train_images=1).expressions("testA")
+
+
+def test_vocabulary_is_the_grammars_and_the_same_for_every_seed(tmp_path):
+    # Word ids must not depend on the draw: a model trained on seed 0 reads the
+    # records of seed 77 (written with their own preprocess run) with the same ids.
+    from tf_rmi.data import preprocess_lib
+    from tf_rmi.data.text import SPECIAL_TOKENS, read_vocabulary_lines
+
+    files = []
+    for seed in (0, 77):
+        out = str(tmp_path / f"s{seed}")
+        preprocess_lib.build_dataset(shapes.ShapesSource(seed=seed, num_train_images=3,
+                                                         num_val_images=1, num_test_images=1),
+                                     out, splits=["val"], image_size=48, num_workers=1,
+                                     progress=False)
+        files.append(read_vocabulary_lines(os.path.join(out, "shapes", "vocabulary.txt")))
+    assert files[0] == files[1] == shapes.vocabulary_tokens()
+    assert tuple(files[0][:4]) == SPECIAL_TOKENS
+
+
+def test_every_generated_word_is_in_the_vocabulary():
+    vocab = set(shapes.vocabulary_tokens())
+    words = set()
+    for seed in (0, 5):
+        src = shapes.ShapesSource(seed=seed, num_train_images=60, num_val_images=1,
+                                  num_test_images=1)
+        for expr in src.expressions("train"):
+            words.update(tokenize(expr.sentence))
+    # Pieces that carry whitespace (", ") stay <unk>, as in the original vocabularies.
+    assert {w for w in words if w == w.strip()} <= vocab
+    assert len(words & vocab) > 50

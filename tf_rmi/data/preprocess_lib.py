@@ -578,14 +578,19 @@ def build_dataset(source: Source, output_dir: str, splits: Optional[Sequence[str
                          f"{list(available)}")
     out_dir = os.path.join(output_dir, source.name)
     settings = dict(settings or {})
+    fixed = None if build_vocab else source.fixed_vocabulary()
     if build_vocab or source.vocab_name is None:
-        vocab_split = vocabulary_split(source)
-        sentences = [e.sentence for e in source.expressions(vocab_split)
-                     if isinstance(e.sentence, str)]
-        tokens = text.build_vocabulary(sentences, min_count=min_count)
+        if fixed is not None:  # the source's own word list (the synthetic set's grammar)
+            tokens = list(fixed)
+            settings.update(vocab_built_from="grammar")
+        else:
+            vocab_split = vocabulary_split(source)
+            sentences = [e.sentence for e in source.expressions(vocab_split)
+                         if isinstance(e.sentence, str)]
+            tokens = text.build_vocabulary(sentences, min_count=min_count)
+            settings.update(vocab_built_from=vocab_split, min_count=int(min_count))
         vocab = text.Vocabulary(tokens)
         manifest_vocab = BUILT_VOCAB_NAME  # relative to the dataset directory
-        settings.update(vocab_built_from=vocab_split, min_count=int(min_count))
         os.makedirs(out_dir, exist_ok=True)
         # Refuse before touching anything when the directory holds other records.
         _load_manifest(out_dir, _manifest_header(source.name, vocab, manifest_vocab,

@@ -494,6 +494,28 @@ _LEADS = ("find", "select", "please find", "look for", "show me")
 _TAILS = ("in the picture", "in the image")
 
 
+def vocabulary_tokens() -> List[str]:
+    """Every word the grammar can say, after `<pad> <go> <eos> <unk>`.
+
+    Fixed by the grammar, not counted from a split, so the ids are the same for
+    every seed and image count: a model trained on one draw reads the records
+    of any other draw with the right words. Order: the special tokens, then
+    the words alphabetically.
+    """
+    from tf_rmi.data.text import SPECIAL_TOKENS
+
+    phrases = [*COLOURS, *SHAPES, "the", "one", "that is", "which is", "that is just",
+               *(w for ws in _SIZE_WORDS.values() for w in ws), *_GENERIC_NOUNS,
+               *(p for ps in _REGION_PHRASES.values() for p in ps),
+               *(p for ps in _SUPERLATIVES.values() for p in ps),
+               *(p for ps in _SUPERLATIVE_SUFFIXES.values() for p in ps),
+               *(p for ps in _PAIR_ADJECTIVES.values() for p in ps), *_ORDINALS.values(),
+               *_FROM_SIDE.values(), *(p for ps in _RELATIONS.values() for p in ps),
+               *_NEAREST, *_LEADS, *_TAILS]
+    words = sorted({w for phrase in phrases for w in phrase.split()})
+    return list(SPECIAL_TOKENS) + words
+
+
 def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
     return options[int(rng.integers(len(options)))]
 
@@ -780,7 +802,7 @@ class ShapesSource(Source):
     """
 
     name = "shapes"
-    vocab_name = None  # built from the training split
+    vocab_name = None  # the grammar's own: `fixed_vocabulary`
 
     def __init__(self, seed: int = 0, num_train_images: int = 200, num_val_images: int = 40,
                  num_test_images: int = 60, min_size: int = 120, max_size: int = 200,
@@ -810,6 +832,9 @@ class ShapesSource(Source):
 
     def splits(self) -> Sequence[str]:
         return SPLITS
+
+    def fixed_vocabulary(self) -> List[str]:
+        return vocabulary_tokens()
 
     def scene(self, split: str, index: int) -> Scene:
         return _rendered(self.seed, split, index, self.min_size, self.max_size)[0]

@@ -53,6 +53,13 @@ class Source:
     def splits(self) -> Sequence[str]:
         raise NotImplementedError
 
+    def fixed_vocabulary(self) -> Optional[List[str]]:
+        """The dataset's own complete vocabulary (`<pad> <go> <eos> <unk>` first),
+        or None when it is counted from the training split. A generated dataset
+        knows every word its grammar can say, so its word ids then do not depend
+        on which scenes a seed happened to draw."""
+        return None
+
     def expressions(self, split: str) -> List[Expression]:
         """All expressions of `split`, in a deterministic order."""
         raise NotImplementedError
