@@ -80,6 +80,11 @@ class ModelConfig:
     weights: str = "deeplab"  # "deeplab" (res5c + conv0) or "resnet" (fc1000)
     trunk: str = "resnet101"  # "resnet101" or "small" (CPU work, same interface)
     small_trunk_width: int = 32  # base width of the small trunk
+    # The small trunk only (no counterpart in the original): input multiplier
+    # and normalisation ("none" or "group"), see models/trunk.SmallTrunk.
+    small_trunk_input_scale: float = 1.0
+    small_trunk_norm: str = "none"
+    small_trunk_norm_groups: int = 4
     vocab_size: int = 12112
     input_size: int = 320
     num_words: int = 20
@@ -122,6 +127,13 @@ class TrainConfig:
     precision: str = "float32"  # or "mixed_float16", "mixed_bfloat16"
     jit_compile: bool = False
     log_every: int = 20
+    # Validation during training (checkpoint selection on val): every
+    # `eval_every` steps (0 = never) score `eval_split` (at most
+    # `eval_max_expressions`, 0 = all), log it to TensorBoard and keep the best
+    # step's snapshot in <run_dir>/best/ (see train_lib.Validator).
+    eval_every: int = 0
+    eval_split: str = "val"
+    eval_max_expressions: int = 0
 
 
 @dataclasses.dataclass

@@ -35,6 +35,12 @@ flags.DEFINE_integer("mlstm_units", 500, "Multimodal LSTM units (RMI) / conv1 wi
 flags.DEFINE_integer("lr_decay_steps", None, "Polynomial-decay length (default: the original's "
                      "750000; shapes: the budget; 0 = the budget).")
 flags.DEFINE_integer("log_every", 20, "Steps between TensorBoard scalar writes.")
+flags.DEFINE_integer("eval_every", 0, "Score the validation split every N steps (overall IoU, "
+                     "P@0.5 to TensorBoard; the best step is kept in <run_dir>/best/). 0 = never.")
+flags.DEFINE_string("eval_split", "val", "Split scored by --eval_every.")
+flags.DEFINE_integer("eval_max_expressions", 0, "Expressions scored per validation (0 = all).")
+flags.DEFINE_float("small_trunk_input_scale", 1.0, "Small trunk only: input multiplier.")
+flags.DEFINE_enum("small_trunk_norm", "none", ["none", "group"], "Small trunk only: normalisation.")
 flags.DEFINE_integer("max_steps", None, "Stop (with a checkpoint) once this step is reached.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 flags.mark_flag_as_required("run_dir")
@@ -44,7 +50,8 @@ _CONFIG_FLAGS = ("dataset", "tfrecord_dir", "vocab_file", "model", "weights", "t
                  "small_trunk_width", "input_size", "num_words", "iterations", "snapshot_every", "batch_size",
                  "learning_rate", "pretrained", "keep_checkpoints", "strategy", "precision",
                  "jit_compile", "seed", "visual_dim", "embed_dim", "lstm_units", "mlstm_units",
-                 "log_every", "lr_decay_steps")
+                 "log_every", "lr_decay_steps", "eval_every", "eval_split", "eval_max_expressions",
+                 "small_trunk_input_scale", "small_trunk_norm")
 
 
 def main(argv):

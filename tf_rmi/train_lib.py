@@ -13,9 +13,12 @@ Recipe (paper + release):
   already applied (TF1 `polynomial_decay(global_step)` before the increment);
 - gradients of biases multiplied by `bias_lr_mult` (2) before the update.
 
-Deviation, recorded: the release hard-codes the decay length to 750000
-(`lr_decay_step` in the model) whatever `-i` is; here the decay runs over
-`TrainConfig.iterations`. They agree for the README's 750000-iteration runs.
+Decay length: as the release, a fixed `TrainConfig.lr_decay_steps` (750000,
+the release's `lr_decay_step`) whatever the iteration budget; 0 decays over
+`TrainConfig.iterations` instead (the synthetic set's default).
+
+Validation during training (`TrainConfig.eval_every`, off by default as in
+the original): see `Validator`.
 
 Batch size: `TrainConfig.batch_size` is PER REPLICA; the global batch is
 `batch_size * strategy.num_replicas_in_sync`. Each replica scales its summed
@@ -34,6 +37,7 @@ core), a one-off cost on resume.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -204,7 +208,10 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                       precision: str = "float32", jit_compile: bool = False, seed: int = 0,
                       visual_dim: int = 1000, embed_dim: int = 1000, lstm_units: int = 1000,
                       mlstm_units: int = 500, log_every: int = 20,
-                      lr_decay_steps: Optional[int] = None) -> RunConfig:
+                      lr_decay_steps: Optional[int] = None, eval_every: int = 0,
+                      eval_split: str = "val", eval_max_expressions: int = 0,
+                      small_trunk_input_scale: float = 1.0,
+                      small_trunk_norm: str = "none") -> RunConfig:
     """A RunConfig from plain values (what `train.py`'s flags hold).
 
     `iterations` / `snapshot_every` default to the dataset's budget in
@@ -232,14 +239,17 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
     data = DataConfig(dataset=dataset, tfrecord_dir=tfrecord_dir, vocab_file=vocab_file,
                       input_size=input_size, num_words=num_words)
     model_cfg = ModelConfig(model=model, weights=weights, trunk=trunk,
-                            small_trunk_width=small_trunk_width, vocab_size=int(vocab_size or 0),
+                            small_trunk_width=small_trunk_width,
+                            small_trunk_input_scale=float(small_trunk_input_scale),
+                            small_trunk_norm=small_trunk_norm, vocab_size=int(vocab_size or 0),
                             input_size=input_size, num_words=num_words, visual_dim=visual_dim,
                             embed_dim=embed_dim, lstm_units=lstm_units, mlstm_units=mlstm_units)
     train = TrainConfig(iterations=iterations, snapshot_every=snapshot_every, batch_size=batch_size,
                         learning_rate=learning_rate, pretrained=pretrained or None,
                         keep_checkpoints=keep_checkpoints, seed=seed, strategy=strategy,
                         precision=precision, jit_compile=jit_compile, log_every=log_every,
-                        lr_decay_steps=int(lr_decay_steps))
+                        lr_decay_steps=int(lr_decay_steps), eval_every=int(eval_every or 0),
+                        eval_split=eval_split, eval_max_expressions=int(eval_max_expressions or 0))
     return RunConfig(data=data, model=model_cfg, train=train)
 
 
@@ -291,6 +301,9 @@ def _check_consistent(run_config: RunConfig) -> None:
         raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {t.strategy!r}")
     if t.precision not in PRECISIONS:
         raise ValueError(f"train.precision must be one of {PRECISIONS}, got {t.precision!r}")
+    if t.eval_every < 0 or t.eval_max_expressions < 0:
+        raise ValueError(f"eval_every and eval_max_expressions must be >= 0, got "
+                         f"{t.eval_every} and {t.eval_max_expressions}")
     if t.pretrained and m.trunk != "resnet101":
         raise ValueError(f"pretrained={t.pretrained!r} needs trunk='resnet101' "
                          f"(the {m.trunk} trunk has no pretrained weights)")
@@ -418,6 +431,98 @@ def _prepare_run_dir(run_config: RunConfig, run_dir: str) -> Optional[str]:
     return latest
 
 
+VALIDATION_FILENAME = "validation.jsonl"  # one JSON line per validation, in the run dir
+BEST_FILENAME = "best.json"
+BEST_SUBDIR = "best"
+
+
+class Validator:
+    """Scores the validation split during training and keeps the best step.
+
+    Every `train.eval_every` steps `score(step)` runs `eval_lib.evaluate` (the
+    original's scoring: threshold, inverse transform, overall IoU, P@X) on
+    `train.eval_split`, appends `{"step", "overall_iou", "mean_iou",
+    "precision@0.5", "expressions"}` to `<run_dir>/validation.jsonl`, writes
+    `val/overall_iou`, `val/mean_iou` and `val/precision@0.5` to TensorBoard
+    and, when the overall IoU beats the best so far, saves the model's weights
+    to `<run_dir>/best/ckpt-<step>` and records it in `<run_dir>/best.json`.
+    A resumed run keeps its history and its best.
+    """
+
+    def __init__(self, model, run_config: RunConfig, run_dir: str, checkpoint):
+        from tf_rmi.config import EvalConfig
+
+        self.model, self.run_config, self.run_dir = model, run_config, run_dir
+        tcfg = run_config.train
+        self.every = tcfg.eval_every
+        self.eval_config = EvalConfig(split=tcfg.eval_split,
+                                      max_expressions=tcfg.eval_max_expressions)
+        self.history_path = os.path.join(run_dir, VALIDATION_FILENAME)
+        self.best_path = os.path.join(run_dir, BEST_FILENAME)
+        self.best = _read_json(self.best_path)
+        self.manager = tf.train.CheckpointManager(
+            checkpoint, os.path.join(run_dir, BEST_SUBDIR), max_to_keep=1,
+            checkpoint_name=run_dir_lib.CHECKPOINT_PREFIX)
+        if self.every:
+            # Fail before training when the split is missing, not at the first validation.
+            from tf_rmi.data import pipeline
+            pipeline.shard_paths(run_config.data.tfrecord_dir, run_config.data.dataset,
+                                 tcfg.eval_split)
+
+    def due(self, step: int, end_step: int) -> bool:
+        return bool(self.every) and (step % self.every == 0 or step == end_step)
+
+    def score(self, step: int) -> dict:
+        from tf_rmi import eval_lib
+
+        results = eval_lib.evaluate(self.model, self.run_config, self.eval_config,
+                                    progress=False)
+        raw = results["raw"]
+        entry = {"step": int(step), "split": self.eval_config.split,
+                 "overall_iou": raw["overall_iou"], "mean_iou": raw["mean_iou"],
+                 "precision@0.5": raw["precision"]["0.5"],
+                 "expressions": results["expressions"]}
+        for key in ("overall_iou", "mean_iou", "precision@0.5"):
+            write_scalar(f"val/{key}", entry[key], step)
+        with open(self.history_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, sort_keys=True) + "\n")
+        if self.best is None or entry["overall_iou"] > self.best["overall_iou"]:
+            prefix = self.manager.save(checkpoint_number=step)
+            self.best = dict(entry, checkpoint=os.path.relpath(prefix, self.run_dir))
+            _write_json_atomic(self.best_path, self.best)
+        return entry
+
+
+def read_validation_history(run_dir: str) -> List[dict]:
+    """The entries `Validator.score` appended to `<run_dir>/validation.jsonl`
+    (later entries for the same step, after a resume, replace earlier ones)."""
+    path = os.path.join(run_dir, VALIDATION_FILENAME)
+    if not os.path.exists(path):
+        return []
+    by_step = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                entry = json.loads(line)
+                by_step[entry["step"]] = entry
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def _read_json(path: str) -> Optional[dict]:
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _write_json_atomic(path: str, value: dict) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
 def train(run_config: RunConfig, run_dir: str, progress: bool = True,
           max_steps: Optional[int] = None, split: Optional[str] = None) -> Dict:
     """Trains (or resumes) the run in `run_dir` up to `train.iterations` steps.
@@ -516,6 +621,8 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
             step_var.assign_add(1)
             return cls_loss, reg_loss, counts
 
+        validator = Validator(model, run_config, run_dir, tf.train.Checkpoint(model=model))
+        validations: List[dict] = []
         os.makedirs(os.path.join(run_dir, run_dir_lib.LOG_SUBDIR), exist_ok=True)
         writer = tf.summary.create_file_writer(os.path.join(run_dir, run_dir_lib.LOG_SUBDIR))
         bar = None
@@ -523,7 +630,7 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
             # Counts this session's steps (the ETA is then right after a resume);
             # the absolute step is shown as a metric.
             bar = keras.utils.Progbar(end_step - start_step, stateful_metrics=[
-                "step", "loss", "cls_loss", "avg_cls_loss", "acc_pos", "acc_neg", "lr"])
+                "step", "loss", "cls_loss", "avg_cls_loss", "acc_pos", "acc_neg", "lr", "val_iou"])
         averages = _RunningAverages()
         window: Dict[str, List[float]] = {}
         losses, cls_losses = [], []
@@ -562,12 +669,17 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
                     window = {}
                 if step % tcfg.snapshot_every == 0 or step == end_step:
                     manager.save(checkpoint_number=step)
+                if validator.due(step, end_step):
+                    with writer.as_default():
+                        validated = validator.score(step)
+                    validations.append(validated)
                 if bar is not None:
                     bar.update(step - start_step, values=[
                         ("step", step), ("loss", loss), ("cls_loss", cls_loss),
                         ("avg_cls_loss", smoothed.get("cls_loss", cls_loss)),
                         ("acc_pos", smoothed.get("acc_pos", 0.0)),
-                        ("acc_neg", smoothed.get("acc_neg", 0.0)), ("lr", lr)])
+                        ("acc_neg", smoothed.get("acc_neg", 0.0)), ("lr", lr)]
+                        + ([("val_iou", validations[-1]["overall_iou"])] if validations else []))
         finally:
             writer.flush()
             writer.close()
@@ -581,6 +693,7 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
             "losses": losses, "cls_losses": cls_losses, "final_loss": last[0],
             "final_cls_loss": last[1], "final_reg_loss": last[2],
             "pretrained": pretrained_summary, "seconds": time.time() - started,
+            "validations": validations, "best": validator.best,
         }
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)

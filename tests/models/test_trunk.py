@@ -218,3 +218,40 @@ def test_build_trunk_rejects_unknown_trunk():
 def test_get_config_round_trip(layer):
     clone = type(layer).from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
+
+
+def test_small_trunk_input_scale_multiplies_the_input():
+    import numpy as np
+
+    plain = build_trunk(ModelConfig(trunk="small", small_trunk_width=4))
+    scaled = build_trunk(ModelConfig(trunk="small", small_trunk_width=4,
+                                     small_trunk_input_scale=1 / 128))
+    scaled.set_weights(plain.get_weights())
+    x = np.random.default_rng(0).normal(0, 60, (1, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(scaled(x).numpy(), plain(x / 128).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_small_trunk_group_norm_is_per_sample_and_round_trips():
+    import numpy as np
+    from tf_rmi.models.trunk import SmallTrunk
+
+    trunk = build_trunk(ModelConfig(trunk="small", small_trunk_width=4, small_trunk_norm="group"))
+    assert len(trunk.norms) == 7 and len(trunk.trainable_variables) == 7 * 4
+    x = np.random.default_rng(1).normal(0, 60, (3, 32, 32, 3)).astype("float32")
+    together = trunk(x).numpy()
+    # Batch-independent: the same output alone as inside a batch (no batch statistics).
+    np.testing.assert_allclose(trunk(x[1:2]).numpy()[0], together[1], rtol=1e-5, atol=1e-5)
+    assert together.shape == (3, 4, 4, 32) and together.min() >= 0
+    clone = SmallTrunk.from_config(trunk.get_config())
+    clone.build((None, None, None, 3))
+    clone.set_weights(trunk.get_weights())
+    np.testing.assert_allclose(clone(x).numpy(), together, rtol=1e-6)
+
+
+def test_small_trunk_rejects_unknown_norm_and_groups_that_do_not_divide():
+    from tf_rmi.models.trunk import SmallTrunk
+
+    with pytest.raises(ValueError, match="small_trunk_norm must be one of"):
+        SmallTrunk(width=4, norm="batch")
+    with pytest.raises(ValueError, match="must divide"):
+        SmallTrunk(width=3, norm="group", norm_groups=2)

@@ -352,14 +352,33 @@ class SmallTrunk(keras.layers.Layer):
     beyond its object (relations such as "left of the green triangle" need it).
     `call(images [N, H, W, 3]) -> [N, ceil(H/8), ceil(W/8), 8*width]`.
     No pretrained weights exist for it: `original_variables()` is empty.
+
+    It has no counterpart in the original (whose trunk is frozen and
+    pretrained), so two things the original does not need are options:
+    `input_scale` multiplies the Caffe-preprocessed input (values of +-128;
+    1/128 brings them to about +-1), and `norm="group"` puts a group
+    normalisation (`norm_groups` groups) between each conv and its ReLU, so a
+    trunk trained from scratch keeps well-scaled activations; it is
+    per-sample, so training and inference compute the same function.
+    The defaults (1.0, "none") are the plain trunk.
     """
 
-    def __init__(self, width: int = 32, **kwargs):
+    NORMS = ("none", "group")
+
+    def __init__(self, width: int = 32, input_scale: float = 1.0, norm: str = "none",
+                 norm_groups: int = 4, **kwargs):
         kwargs.setdefault("name", "small_trunk")
         super().__init__(**kwargs)
         if int(width) < 1:
             raise ValueError(f"small_trunk_width must be >= 1, got {width}")
+        if norm not in self.NORMS:
+            raise ValueError(f"small_trunk_norm must be one of {self.NORMS}, got {norm!r}")
+        if not float(input_scale) > 0:
+            raise ValueError(f"small_trunk_input_scale must be positive, got {input_scale}")
         self.width = int(width)
+        self.input_scale = float(input_scale)
+        self.norm = norm
+        self.norm_groups = int(norm_groups)
         self.output_channels = 8 * self.width
         self.output_stride = OUTPUT_STRIDE
         w = self.width
@@ -367,29 +386,53 @@ class SmallTrunk(keras.layers.Layer):
         self._specs = (("conv1", 3, 2, 1, w), ("conv2", 3, 2, 1, 2 * w), ("conv3", 3, 1, 1, 2 * w),
                        ("conv4", 3, 2, 1, 4 * w), ("conv5", 3, 1, 2, 4 * w),
                        ("conv6", 3, 1, 4, 4 * w), ("conv7", 1, 1, 1, 8 * w))
+        if norm == "group":
+            for _, _, _, _, out in self._specs:
+                if out % self.norm_groups:
+                    raise ValueError(f"small_trunk_norm_groups={self.norm_groups} must divide "
+                                     f"every conv width ({[s[4] for s in self._specs]})")
         for name, k, s, d, out in self._specs:
             setattr(self, name, keras.layers.Conv2D(
                 out, k, strides=s, dilation_rate=d, padding="same", name=name,
-                activation="relu", kernel_initializer="glorot_uniform", bias_initializer="zeros"))
+                activation=None if norm == "group" else "relu",
+                kernel_initializer="glorot_uniform", bias_initializer="zeros"))
+            if norm == "group":
+                setattr(self, f"{name}_gn", keras.layers.GroupNormalization(
+                    groups=self.norm_groups, epsilon=1e-5, name=f"{name}_gn"))
 
     @property
     def convs(self) -> list:
         return [getattr(self, spec[0]) for spec in self._specs]
+
+    @property
+    def norms(self) -> list:
+        """The group-norm layers (one per conv), or [] for norm="none"."""
+        if self.norm != "group":
+            return []
+        return [getattr(self, f"{spec[0]}_gn") for spec in self._specs]
 
     def build(self, input_shape=None):
         if input_shape is not None and input_shape[-1] not in (None, 3):
             raise ValueError(f"SmallTrunk takes 3-channel BGR images, got input shape "
                              f"{tuple(input_shape)}")
         channels = 3
-        for conv, (_, _, _, _, out) in zip(self.convs, self._specs):
+        norms = self.norms or [None] * len(self._specs)
+        for conv, gn, (_, _, _, _, out) in zip(self.convs, norms, self._specs):
             conv.build((None, None, None, channels))
+            if gn is not None:
+                gn.build((None, None, None, out))
             channels = out
         self.built = True
 
     def call(self, images):
         x = images
-        for conv in self.convs:
+        if self.input_scale != 1.0:
+            x = x * tf.cast(self.input_scale, x.dtype)
+        norms = self.norms or [None] * len(self._specs)
+        for conv, gn in zip(self.convs, norms):
             x = conv(x)
+            if gn is not None:
+                x = tf.nn.relu(gn(x))
         return x
 
     def original_variables(self) -> dict:
@@ -403,7 +446,8 @@ class SmallTrunk(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(width=self.width)
+        config.update(width=self.width, input_scale=self.input_scale, norm=self.norm,
+                      norm_groups=self.norm_groups)
         return config
 
 
@@ -418,7 +462,10 @@ def build_trunk(model_cfg) -> keras.layers.Layer:
             raise ValueError(f"Unknown weights {model_cfg.weights!r}: use 'deeplab' or 'resnet'")
         trunk = ResNet101Trunk(has_factor=model_cfg.weights == "deeplab")
     elif model_cfg.trunk == "small":
-        trunk = SmallTrunk(width=model_cfg.small_trunk_width)
+        trunk = SmallTrunk(width=model_cfg.small_trunk_width,
+                           input_scale=model_cfg.small_trunk_input_scale,
+                           norm=model_cfg.small_trunk_norm,
+                           norm_groups=model_cfg.small_trunk_norm_groups)
     else:
         raise ValueError(f"Unknown trunk {model_cfg.trunk!r}: use 'resnet101' or 'small'")
     trunk.build((None, None, None, 3))
