@@ -44,7 +44,7 @@ test: venv
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 demo: venv
-	$(PY) -m tf_rmi.demo
+	$(PY) -m tf_rmi.demo $(if $(STEPS),--steps=$(STEPS),)
 
 preprocess: venv
 	$(PY) -m preprocess.build_data --dataset=$(DATASET) --data_root=$(DATA_ROOT) \

@@ -2,15 +2,26 @@
 import json
 import os
 
-from tf_rmi.demo import DemoConfig, run_demo
+import numpy as np
+import pytest
+
+from tf_rmi import metrics
+from tf_rmi.demo import DemoConfig, compare_models, paper_relative_gains, run_demo
 
 
-def test_demo_runs_every_phase_and_writes_tables_and_figures(tmp_path):
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
     cfg = DemoConfig(input_size=64, small_trunk_width=4, dim=8, steps=4, batch_size=2,
-                     visualize=2)
-    out, work = str(tmp_path / "demo"), str(tmp_path / "work")
+                     visualize=2, eval_every=2, bootstrap_resamples=50)
+    out, work = str(root / "demo"), str(root / "work")
     summary = run_demo(cfg, out, work, crf=True, num_train_images=4, num_test_images=2,
                        progress=False)
+    return cfg, out, work, summary
+
+
+def test_demo_runs_every_phase_and_writes_tables_and_figures(demo_run):
+    _, out, _, summary = demo_run
     assert set(summary["models"]) == {"RMI", "LSTM"}
     for kind in ("RMI", "LSTM"):
         results = json.load(open(os.path.join(out, kind, "results.json")))
@@ -21,4 +32,79 @@ def test_demo_runs_every_phase_and_writes_tables_and_figures(tmp_path):
     assert any(name.endswith("fig5_per_word.png") for name in figures)
     table = open(os.path.join(out, "summary.md")).read()
     assert "| RMI |" in table and "| LSTM |" in table and "Targets:" in table
-    assert set(summary["targets"]) >= {"rmi_overall_iou_met", "rmi_beats_lstm_on_longest"}
+    assert "95 % CI" in table and "relative gain" in table
+    assert set(summary["targets"]) >= {"rmi_overall_iou_met", "rmi_precision_50_met",
+                                       "rmi_beats_lstm_on_longest", "fresh_seed_gap_met"}
+
+
+def test_demo_validates_during_training_and_tests_the_best_step(demo_run):
+    _, out, work, summary = demo_run
+    for kind in ("RMI", "LSTM"):
+        curve = summary["curves"][kind]
+        assert [h["step"] for h in curve] == [2, 4]
+        best = json.load(open(os.path.join(work, "runs", kind, "best.json")))
+        assert summary["models"][kind]["best_step"] == best["step"]
+        results = json.load(open(os.path.join(out, kind, "results.json")))
+        assert results["checkpoint"].endswith(os.path.join("best", f"ckpt-{best['step']}"))
+    png = open(os.path.join(out, "learning_curves.png"), "rb").read()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_scores_a_test_split_of_another_seed(demo_run):
+    cfg, _, work, summary = demo_run
+    manifest = json.load(open(os.path.join(work, f"tfrecords_seed{cfg.fresh_seed}", "shapes",
+                                           "manifest.json")))
+    assert manifest["settings"]["seed"] == cfg.fresh_seed != cfg.seed
+    fresh = summary["models"]["RMI"]["fresh_seed_test"]
+    assert fresh["seed"] == cfg.fresh_seed and fresh["expressions"] > 0
+
+
+def test_demo_images_are_drawn_square_at_the_input_size(demo_run):
+    _, _, work, _ = demo_run
+    manifest = json.load(open(os.path.join(work, "tfrecords", "shapes", "manifest.json")))
+    settings = manifest["settings"]
+    assert settings["min_size"] == settings["max_size"] == 64
+
+
+def _per_expression(inter, union, lengths, ids=None):
+    return {"sent_id": ids or [str(k) for k in range(len(inter))], "length": lengths,
+            "raw": {"intersection": inter, "union": union}}
+
+
+def test_compare_models_pairs_expressions_and_brackets_the_difference():
+    rng = np.random.default_rng(0)
+    n = 400
+    union = rng.integers(50, 100, n)
+    lengths = list(rng.integers(1, 21, n))
+    lstm_i = (union * 0.4).astype(int)
+    rmi_i = (union * 0.5).astype(int)
+    bounds = metrics.length_group_bounds(lengths)
+    result = compare_models(_per_expression(list(rmi_i), list(union), lengths),
+                            _per_expression(list(lstm_i), list(union), lengths), bounds, 200)
+    overall = result["overall"]
+    assert overall["low"] <= overall["difference"] <= overall["high"]
+    assert 0.08 < overall["low"] and overall["high"] < 0.12
+    assert sum(g["count"] for g in result["groups"]) == n
+    assert all(20 < g["relative_gain_percent"] < 30 for g in result["groups"])
+    with pytest.raises(ValueError, match="different expressions"):
+        compare_models(_per_expression([1], [2], [3], ["a"]), _per_expression([1], [2], [3], ["b"]),
+                       bounds)
+
+
+def test_bootstrap_interval_contains_zero_for_equal_models():
+    rng = np.random.default_rng(1)
+    union = rng.integers(10, 100, 300)
+    inter = (union * rng.uniform(0, 1, 300)).astype(int)
+    result = metrics.bootstrap_overall_iou_difference(inter, union, inter[::-1], union[::-1],
+                                                      num_resamples=300)
+    assert result["low"] < 0 < result["high"]
+    with pytest.raises(ValueError, match="equally long"):
+        metrics.bootstrap_overall_iou_difference([1], [2], [1, 2], [2, 3])
+
+
+def test_paper_relative_gains_are_read_from_the_shared_csv():
+    from tests.conftest import shared_path
+
+    rows = paper_relative_gains(shared_path("paper", "length_breakdown.csv"))
+    assert {r["dataset"] for r in rows} >= {"Gref", "unc", "unc+", "referit"}
+    assert all(set(r) >= {"words", "R+LSTM", "R+RMI", "relative_gain_percent"} for r in rows)

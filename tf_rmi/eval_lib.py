@@ -168,6 +168,7 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
     samples: List[dict] = []
     bar = _Progress(total, f"eval {data_cfg.dataset} {eval_config.split}", progress)
     start, done, padded_records = time.monotonic(), 0, 0
+    sent_ids: List[str] = []
     for group in _groups(dataset, eval_config.shared_trunk):
         image = group[0]["image"]
         padded = image_ops.resize_and_pad(image, size)
@@ -180,6 +181,7 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
             # transform is the identity.
             h, w = gt.shape
             padded_records += bool(record["padded"])
+            sent_ids.append(record["sent_id"].decode("utf-8", "replace"))
             length = expression_length(record["words"])
             pred = image_ops.inverse_resize_and_pad(up >= eval_config.threshold, h, w)
             score = raw.add(pred, gt, length)
@@ -216,6 +218,13 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
         "length_group_bounds": [list(b) for b in bounds],
         "raw": raw.summary(bounds, thresholds),
         "crf": crf.summary(bounds, thresholds) if eval_config.crf else None,
+        # Per expression, in evaluation order: what paired comparisons between
+        # runs (e.g. a bootstrap over expressions) need.
+        "per_expression": {
+            "sent_id": sent_ids, "length": raw.lengths,
+            "raw": {"intersection": raw.intersections, "union": raw.unions},
+            "crf": ({"intersection": crf.intersections, "union": crf.unions}
+                    if eval_config.crf else None)},
     }
     if out_dir:
         write_results(results, out_dir)

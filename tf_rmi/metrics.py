@@ -121,3 +121,37 @@ class ScoreAccumulator:
                 "mean_iou": mean_iou(ious[sel])})
         out["length_groups"] = groups
         return out
+
+
+def bootstrap_overall_iou_difference(intersections_a: Sequence[int], unions_a: Sequence[int],
+                                     intersections_b: Sequence[int], unions_b: Sequence[int],
+                                     num_resamples: int = 2000, confidence: float = 0.95,
+                                     seed: int = 0) -> Dict[str, float]:
+    """Paired bootstrap of overall IoU(a) - overall IoU(b) over expressions.
+
+    a and b score the SAME expressions in the same order (two models on one
+    split). Each resample draws expressions with replacement and recomputes
+    both cumulative IoUs on it. Returns {"difference" (on all expressions),
+    "low", "high" (the percentile interval at `confidence`), "num_resamples",
+    "count"}.
+    """
+    arrays = [np.asarray(x, np.float64) for x in (intersections_a, unions_a,
+                                                  intersections_b, unions_b)]
+    n = len(arrays[0])
+    if n == 0 or any(len(x) != n for x in arrays):
+        raise ValueError(f"bootstrap needs equally long, non-empty per-expression counts, got "
+                         f"lengths {[len(x) for x in arrays]}")
+    i_a, u_a, i_b, u_b = arrays
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, n, size=(num_resamples, n))
+    # Each resample's cumulative IoUs; a resample with no union scores 0.
+    def cumulative(i, u):
+        num, den = i[picks].sum(axis=1), u[picks].sum(axis=1)
+        return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+    diffs = cumulative(i_a, u_a) - cumulative(i_b, u_b)
+    alpha = (1.0 - confidence) / 2
+    low, high = np.quantile(diffs, [alpha, 1.0 - alpha])
+    return {"difference": overall_iou(i_a, u_a) - overall_iou(i_b, u_b),
+            "low": float(low), "high": float(high), "num_resamples": int(num_resamples),
+            "count": int(n)}

@@ -255,3 +255,21 @@ def test_small_trunk_rejects_unknown_norm_and_groups_that_do_not_divide():
         SmallTrunk(width=4, norm="batch")
     with pytest.raises(ValueError, match="must divide"):
         SmallTrunk(width=3, norm="group", norm_groups=2)
+
+
+def test_small_trunk_residual_adds_the_input_of_width_keeping_convs():
+    import numpy as np
+
+    plain = build_trunk(ModelConfig(trunk="small", small_trunk_width=4))
+    residual = build_trunk(ModelConfig(trunk="small", small_trunk_width=4,
+                                       small_trunk_residual=True))
+    residual.set_weights(plain.get_weights())
+    x = np.random.default_rng(2).normal(0, 60, (1, 32, 32, 3)).astype("float32")
+    # Same variables, other function: conv3, conv5 and conv6 get shortcuts.
+    assert len(residual.trainable_variables) == len(plain.trainable_variables)
+    expected = x
+    for conv, (_, _, stride, _, out) in zip(plain.convs, plain._specs):
+        y = conv(expected)
+        expected = expected + y if stride == 1 and expected.shape[-1] == out else y
+    np.testing.assert_allclose(residual(x).numpy(), expected.numpy(), rtol=1e-5, atol=1e-4)
+    assert residual.get_config()["residual"] is True

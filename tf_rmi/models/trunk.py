@@ -360,13 +360,16 @@ class SmallTrunk(keras.layers.Layer):
     normalisation (`norm_groups` groups) between each conv and its ReLU, so a
     trunk trained from scratch keeps well-scaled activations; it is
     per-sample, so training and inference compute the same function.
-    The defaults (1.0, "none") are the plain trunk.
+    `residual=True` adds identity shortcuts around the stride-1 convs whose
+    width does not change (conv3, conv5, conv6), so each cell keeps its own
+    features beside the dilated context instead of a mix dominated by its
+    neighbours. The defaults (1.0, "none", False) are the plain trunk.
     """
 
     NORMS = ("none", "group")
 
     def __init__(self, width: int = 32, input_scale: float = 1.0, norm: str = "none",
-                 norm_groups: int = 4, **kwargs):
+                 norm_groups: int = 4, residual: bool = False, **kwargs):
         kwargs.setdefault("name", "small_trunk")
         super().__init__(**kwargs)
         if int(width) < 1:
@@ -379,6 +382,7 @@ class SmallTrunk(keras.layers.Layer):
         self.input_scale = float(input_scale)
         self.norm = norm
         self.norm_groups = int(norm_groups)
+        self.residual = bool(residual)
         self.output_channels = 8 * self.width
         self.output_stride = OUTPUT_STRIDE
         w = self.width
@@ -429,10 +433,13 @@ class SmallTrunk(keras.layers.Layer):
         if self.input_scale != 1.0:
             x = x * tf.cast(self.input_scale, x.dtype)
         norms = self.norms or [None] * len(self._specs)
-        for conv, gn in zip(self.convs, norms):
-            x = conv(x)
+        for conv, gn, (_, _, stride, _, out) in zip(self.convs, norms, self._specs):
+            y = conv(x)
             if gn is not None:
-                x = tf.nn.relu(gn(x))
+                y = tf.nn.relu(gn(y))
+            # Residual: a stride-1 conv that keeps the width adds to its input, so
+            # each cell keeps its own (local) features beside the dilated context.
+            x = x + y if self.residual and stride == 1 and x.shape[-1] == out else y
         return x
 
     def original_variables(self) -> dict:
@@ -447,7 +454,7 @@ class SmallTrunk(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(width=self.width, input_scale=self.input_scale, norm=self.norm,
-                      norm_groups=self.norm_groups)
+                      norm_groups=self.norm_groups, residual=self.residual)
         return config
 
 
@@ -465,7 +472,8 @@ def build_trunk(model_cfg) -> keras.layers.Layer:
         trunk = SmallTrunk(width=model_cfg.small_trunk_width,
                            input_scale=model_cfg.small_trunk_input_scale,
                            norm=model_cfg.small_trunk_norm,
-                           norm_groups=model_cfg.small_trunk_norm_groups)
+                           norm_groups=model_cfg.small_trunk_norm_groups,
+                           residual=model_cfg.small_trunk_residual)
     else:
         raise ValueError(f"Unknown trunk {model_cfg.trunk!r}: use 'resnet101' or 'small'")
     trunk.build((None, None, None, 3))
