@@ -218,8 +218,48 @@ def test_missing_data_root_names_the_path(tmp_path):
         preprocess_lib.preprocess("referit", str(tmp_path / "absent"), str(tmp_path / "out"))
 
 
-def test_missing_vocabulary_asks_for_the_flag(tmp_path):
+def _manifest(out, dataset):
+    with open(os.path.join(out, dataset, "manifest.json")) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("name", ["vocabulary_Gref.txt", "vocabulary_referit.txt"])
+def test_packaged_vocabularies_are_the_original_files(name):
+    packaged = preprocess_lib.packaged_vocab_file(name)
+    assert packaged and packaged.startswith(os.path.dirname(preprocess_lib.__file__))
+    assert sha256(packaged) == sha256(shared_path("vocab", name))
+
+
+def test_packaged_vocabulary_is_used_when_data_root_has_none(tmp_path):
+    root = str(tmp_path / "referit")
+    fixtures.write_referit(root)
+    out = str(tmp_path / "out")
+    stats = preprocess_lib.preprocess("referit", root, out, splits=["test"], num_workers=1,
+                                      progress=False)
+    manifest = _manifest(out, "referit")
+    assert manifest["vocab_file"] == preprocess_lib.packaged_vocab_file("vocabulary_referit.txt")
+    assert manifest["vocab_size"] == 8803
+    record, = read_records(pipeline.shard_paths(out, "referit", "test"))
+    vocab = text.Vocabulary.from_file(manifest["vocab_file"])
+    np.testing.assert_array_equal(record["words"].numpy(), vocab.encode("middle thing", 20))
+    assert stats["test"].count == 1
+
+
+def test_vocab_file_flag_overrides_the_packaged_vocabulary(tmp_path, vocab):
+    root = str(tmp_path / "referit")
+    fixtures.write_referit(root)
+    mine = str(tmp_path / "mine.txt")
+    text.write_vocabulary(WORDS, mine)
+    out = str(tmp_path / "out")
+    preprocess_lib.preprocess("referit", root, out, splits=["test"], vocab_file=mine,
+                              num_workers=1, progress=False)
+    assert _manifest(out, "referit")["vocab_file"] == os.path.abspath(mine)
+    assert _manifest(out, "referit")["vocab_size"] == len(WORDS)
+
+
+def test_missing_vocabulary_everywhere_asks_for_the_flag(tmp_path, monkeypatch):
     fixtures.write_referit(str(tmp_path))
+    monkeypatch.setattr(preprocess_lib, "PACKAGED_VOCAB_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="--vocab_file"):
         preprocess_lib.preprocess("referit", str(tmp_path), str(tmp_path / "out"))
 

@@ -634,16 +634,30 @@ def make_source(dataset: str, data_root: Optional[str], seed: int = 0,
     return ReferSource(data_root, dataset)
 
 
-def find_vocab_file(vocab_name: Optional[str], data_root: Optional[str]) -> Optional[str]:
-    """The original vocabulary file in `data_root` or its parent (the release
-    kept data/vocabulary_*.txt beside data/referit/), or None."""
-    if not vocab_name or not data_root:
+# The original release's vocabularies (its data/vocabulary_*.txt), shipped as package data.
+PACKAGED_VOCAB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vocab")
+
+
+def packaged_vocab_file(vocab_name: Optional[str]) -> Optional[str]:
+    """The copy of the original `vocab_name` shipped in `tf_rmi/data/vocab/`, or None."""
+    if not vocab_name:
         return None
-    for directory in (data_root, os.path.dirname(os.path.abspath(data_root))):
-        path = os.path.join(directory, vocab_name)
-        if os.path.isfile(path):
-            return path
-    return None
+    path = os.path.join(PACKAGED_VOCAB_DIR, vocab_name)
+    return path if os.path.isfile(path) else None
+
+
+def find_vocab_file(vocab_name: Optional[str], data_root: Optional[str]) -> Optional[str]:
+    """The original vocabulary file: in `data_root` or its parent (the release
+    kept data/vocabulary_*.txt beside data/referit/), else the copy shipped
+    with the package (`tf_rmi/data/vocab/`), else None."""
+    if not vocab_name:
+        return None
+    if data_root:
+        for directory in (data_root, os.path.dirname(os.path.abspath(data_root))):
+            path = os.path.join(directory, vocab_name)
+            if os.path.isfile(path):
+                return path
+    return packaged_vocab_file(vocab_name)
 
 
 def preprocess(dataset: str, data_root: Optional[str], output_dir: str,
@@ -664,9 +678,10 @@ def preprocess(dataset: str, data_root: Optional[str], output_dir: str,
         vocab_file = find_vocab_file(source.vocab_name, data_root)
         if vocab_file is None:
             raise FileNotFoundError(
-                f"{dataset} uses the original {source.vocab_name}, not found in {data_root} "
-                "or its parent: pass --vocab_file=<path to it> (or --build_vocab to build "
-                "a new vocabulary from the training split)")
+                f"{dataset} uses the original {source.vocab_name}, not found in {data_root}, "
+                f"its parent or {PACKAGED_VOCAB_DIR} (the copy shipped with tf_rmi; "
+                "reinstall the package to restore it): pass --vocab_file=<path to it> (or "
+                "--build_vocab to build a new vocabulary from the training split)")
     return build_dataset(
         source, output_dir, splits=splits or None, vocab_file=vocab_file,
         build_vocab=build_vocab, min_count=min_count, num_shards=num_shards,
