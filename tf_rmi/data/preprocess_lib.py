@@ -13,8 +13,15 @@ splits keep the original image and mask. Grayscale / RGBA images become RGB.
 Images and masks are stored as PNG (lossless), words as the first
 `num_words` vocabulary ids front-padded with 0.
 
-Expressions are cut into contiguous shards in the source's deterministic
-order; each shard is one task for a worker process, which loads, resizes and
+Training splits are written in a seeded random order (`train_order="random"`,
+the default: `training_permutation(n, TRAIN_ORDER_SEED)` of the source's
+order), so that the training stream, which reads a few shards at a time
+through a shuffle buffer, is close to the original's per-epoch permutation of
+all samples (`tf_rmi.data.order_stats` measures it); `train_order="file"`
+keeps the source's order (each ref's sentences together; faster to write,
+since a worker then resizes each ref's image once). Evaluation splits are
+grouped by image. Expressions are cut into contiguous shards in that order;
+each shard is one task for a worker process, which loads, resizes and
 encodes its samples and writes `<shard>.tmp-<pid>` before renaming it, so a
 shard file is either complete or absent. The parent only plans, tracks
 progress and keeps `manifest.json` up to date after every shard, so a rerun
@@ -50,6 +57,8 @@ from tf_rmi.data.sources import DataError, Expression, Source
 MANIFEST_NAME = pipeline.MANIFEST_NAME
 BUILT_VOCAB_NAME = "vocabulary.txt"
 DEFAULT_RECORDS_PER_SHARD = 256
+TRAIN_ORDERS = ("random", "file")
+TRAIN_ORDER_SEED = 0  # recorded in the manifest's settings
 MANIFEST_FORMAT = "tf_rmi.tfrecords/1"
 
 
@@ -97,6 +106,13 @@ def format_summary(stats: Dict[str, SplitStats]) -> str:
 def default_num_shards(count: int, records_per_shard: int = DEFAULT_RECORDS_PER_SHARD) -> int:
     """ceil(count / records_per_shard), at least 1 (about 50 MB per training shard)."""
     return max(1, math.ceil(count / records_per_shard))
+
+
+def training_permutation(count: int, seed: int = TRAIN_ORDER_SEED) -> np.ndarray:
+    """The order training records are written in: a permutation of range(count)
+    by numpy's legacy `RandomState(seed)` (its stream is frozen across numpy
+    versions, so the output bytes are too)."""
+    return np.random.RandomState(int(seed)).permutation(int(count))
 
 
 def shard_ranges(count: int, num_shards: int) -> List[Tuple[int, int]]:
@@ -457,7 +473,8 @@ def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str
                 image_size: int = image_ops.DEFAULT_SIZE, strict: bool = False,
                 progress: bool = True, num_words: int = text.DEFAULT_NUM_WORDS,
                 vocab_file: Optional[str] = None,
-                settings: Optional[Dict[str, Any]] = None) -> SplitStats:
+                settings: Optional[Dict[str, Any]] = None,
+                train_order: str = "random") -> SplitStats:
     """Writes the shards of one split into `out_dir` and records them in
     `out_dir/manifest.json`.
 
@@ -473,14 +490,22 @@ def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str
       vocab_file: recorded in the manifest (relative to `out_dir` or absolute).
       settings: extra settings recorded in the manifest (e.g. the shapes seed);
         records written with other settings are never mixed in.
+      train_order: "random" writes a training split in the seeded order
+        `training_permutation` (the default); "file" in the source's order.
 
     Returns the split's SplitStats. Complete shards of an earlier run with the
     same inputs and settings (checksum as in the manifest) are kept.
     """
     start = time.monotonic()
+    if train_order not in TRAIN_ORDERS:
+        raise ValueError(f"train_order must be one of {TRAIN_ORDERS}, got {train_order!r}")
     padded = split in config.TRAIN_SPLITS
     expressions = list(source.expressions(split))
-    if not padded:
+    if padded and train_order == "random":
+        # The original reads a fresh random permutation of all samples every
+        # epoch; records in random order let the shard stream come close to it.
+        expressions = [expressions[i] for i in training_permutation(len(expressions))]
+    elif not padded:
         # Evaluation shares one trunk pass among consecutive same-image records.
         expressions = group_by_image(expressions)
     num_shards = int(num_shards) if num_shards else default_num_shards(len(expressions))
@@ -562,7 +587,8 @@ def build_dataset(source: Source, output_dir: str, splits: Optional[Sequence[str
                   image_size: int = image_ops.DEFAULT_SIZE,
                   num_words: int = text.DEFAULT_NUM_WORDS, strict: bool = False,
                   progress: bool = True,
-                  settings: Optional[Dict[str, Any]] = None) -> Dict[str, SplitStats]:
+                  settings: Optional[Dict[str, Any]] = None,
+                  train_order: str = "random") -> Dict[str, SplitStats]:
     """Writes every requested split of `source` under `<output_dir>/<source.name>`.
 
     The vocabulary is `vocab_file`, or, with `build_vocab` or for a source
@@ -578,6 +604,8 @@ def build_dataset(source: Source, output_dir: str, splits: Optional[Sequence[str
                          f"{list(available)}")
     out_dir = os.path.join(output_dir, source.name)
     settings = dict(settings or {})
+    # How training splits are ordered (pipeline.training_order reads it back).
+    settings.update(train_order=train_order, train_order_seed=TRAIN_ORDER_SEED)
     if build_vocab or source.vocab_name is None:
         vocab_split = vocabulary_split(source)
         sentences = [e.sentence for e in source.expressions(vocab_split)
@@ -603,7 +631,7 @@ def build_dataset(source: Source, output_dir: str, splits: Optional[Sequence[str
         stats[split] = build_split(
             source, split, vocab, out_dir, num_shards=num_shards, num_workers=num_workers,
             image_size=image_size, strict=strict, progress=progress, num_words=num_words,
-            vocab_file=manifest_vocab, settings=settings)
+            vocab_file=manifest_vocab, settings=settings, train_order=train_order)
     return stats
 
 
@@ -667,7 +695,8 @@ def preprocess(dataset: str, data_root: Optional[str], output_dir: str,
                image_size: int = image_ops.DEFAULT_SIZE,
                num_words: int = text.DEFAULT_NUM_WORDS, strict: bool = False, seed: int = 0,
                progress: bool = True,
-               shapes_args: Optional[dict] = None) -> Dict[str, SplitStats]:
+               shapes_args: Optional[dict] = None,
+               train_order: str = "random") -> Dict[str, SplitStats]:
     """`build_dataset` for a dataset flag, finding the original vocabulary
     when none is given. Returns {split: SplitStats}."""
     source = make_source(dataset, data_root, seed, shapes_args)
@@ -686,4 +715,4 @@ def preprocess(dataset: str, data_root: Optional[str], output_dir: str,
         source, output_dir, splits=splits or None, vocab_file=vocab_file,
         build_vocab=build_vocab, min_count=min_count, num_shards=num_shards,
         num_workers=num_workers, image_size=image_size, num_words=num_words, strict=strict,
-        progress=progress, settings=settings)
+        progress=progress, settings=settings, train_order=train_order)
