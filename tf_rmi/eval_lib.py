@@ -168,6 +168,8 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
     samples: List[dict] = []
     bar = _Progress(total, f"eval {data_cfg.dataset} {eval_config.split}", progress)
     start, done, padded_records = time.monotonic(), 0, 0
+    degenerate: Dict[str, int] = {}  # reason -> records (scored like any other)
+    degenerate_records = 0
     for group in _groups(dataset, eval_config.shared_trunk):
         image = group[0]["image"]
         padded = image_ops.resize_and_pad(image, size)
@@ -180,6 +182,10 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
             # transform is the identity.
             h, w = gt.shape
             padded_records += bool(record["padded"])
+            reasons = [r for r in record["degenerate"].decode("utf-8").split(",") if r]
+            degenerate_records += bool(reasons)
+            for reason in reasons:
+                degenerate[reason] = degenerate.get(reason, 0) + 1
             length = expression_length(record["words"])
             pred = image_ops.inverse_resize_and_pad(up >= eval_config.threshold, h, w)
             score = raw.add(pred, gt, length)
@@ -210,6 +216,8 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": dataclasses.asdict(model.config), "run_config": run_config.to_dict(),
         "expressions": done, "padded_records": padded_records,
+        # Scored as the original scores them (an empty mask fails every threshold).
+        "degenerate": {"records": degenerate_records, "reasons": dict(sorted(degenerate.items()))},
         "shared_trunk": eval_config.shared_trunk, "threshold": eval_config.threshold,
         "seconds": seconds, "expressions_per_second": done / max(seconds, 1e-9),
         "length_definition": "non-pad word ids (tokens capped at num_words)",
@@ -267,6 +275,11 @@ def results_markdown(results: dict) -> str:
                 lines.append(f"| {name}, {label} | " + " | ".join(
                     f"{100 * g[key]:.2f}" for g in s["length_groups"]) + " |")
         lines += ["", "Length = words the model reads (non-pad ids, at most T)."]
+    degenerate = results.get("degenerate") or {}
+    if degenerate.get("records"):
+        lines += ["", f"Scored but degenerate: {degenerate['records']} ("
+                  + ", ".join(f"{k} {v}" for k, v in degenerate["reasons"].items())
+                  + "), scored as the original scores them."]
     if results.get("padded_records"):
         lines += ["", f"Note: {results['padded_records']} records were resized-and-padded "
                   "(a training split); they are scored at the padded size."]

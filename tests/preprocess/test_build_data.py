@@ -435,3 +435,95 @@ def test_group_by_image_makes_each_image_consecutive_and_is_stable():
     refs = [expr("b", "1"), expr("a", "2"), expr("b", "3"), expr("c", "4"), expr("a", "5")]
     grouped = group_by_image(refs)
     assert [e.ref_id for e in grouped] == ["1", "3", "2", "5", "4"]
+
+
+# ---------------------------------------------------------------------------
+# Degenerate samples: scored on evaluation splits, as the original
+
+
+class DegenerateSource(TinySource):
+    """Images 0-2, two sentences each: image 0's mask is empty, image 1's mask is
+    10x16 for a 12x16 image, image 2 is normal."""
+
+    def load_mask(self, expr):
+        k = int(expr.image_id)
+        if k == 0:
+            return np.zeros((12, 16), bool)
+        if k == 1:
+            return fixtures.rect_mask(10, 16, (2, 2, 9, 8))
+        return super().load_mask(expr)
+
+
+def test_degenerate_samples_are_kept_on_evaluation_splits_and_counted(tmp_path):
+    stats = preprocess_lib.build_dataset(DegenerateSource(6), str(tmp_path), build_vocab=True,
+                                         image_size=16, num_workers=1, progress=False)
+    train, val = stats["train"], stats["val"]
+    assert (train.count, train.skipped) == (2, {"empty_mask": 2, "mask_size_mismatch": 2})
+    assert train.degenerate_records == 0
+    assert (val.count, val.skipped) == (6, {})
+    assert val.degenerate == {"empty_mask": 2, "mask_size_mismatch": 2}
+    assert val.degenerate_records == 4
+    assert "scored but degenerate: 4 (empty_mask 2, mask_size_mismatch 2)" in val.summary()
+    entry = _manifest(str(tmp_path), "tiny")["splits"]["val"]
+    assert (entry["degenerate"], entry["degenerate_records"]) == (val.degenerate, 4)
+    records = read_records(pipeline.shard_paths(str(tmp_path), "tiny", "val"))
+    by_image = {r["image_id"].numpy().decode(): r for r in records}
+    assert by_image["0"]["degenerate"].numpy() == b"empty_mask"
+    assert not by_image["0"]["mask"].numpy().any()
+    assert by_image["1"]["degenerate"].numpy() == b"mask_size_mismatch"
+    # The mask keeps its own size; the image its own (the original scores at the mask's).
+    assert by_image["1"]["mask"].shape == (10, 16) and by_image["1"]["image"].shape == (12, 16, 3)
+    assert by_image["2"]["degenerate"].numpy() == b""
+
+
+def test_refer_masks_are_decoded_at_the_image_file_size(tmp_path, gref_vocab_file):
+    """The original decodes polygons at `im.shape`: instances.json's size is not used."""
+    root = str(tmp_path / "raw")
+    expected = fixtures.write_refer(root)
+    path = os.path.join(root, "refcoco", "instances.json")
+    with open(path) as f:
+        instances = json.load(f)
+    for image in instances["images"]:
+        if image["id"] == 1:
+            image["height"], image["width"] = 30, 40  # the file is 24x32
+    with open(path, "w") as f:
+        json.dump(instances, f)
+    out = str(tmp_path / "out")
+    stats = preprocess_lib.build_dataset(refer.ReferSource(root, "unc"), out, splits=["train"],
+                                         vocab_file=gref_vocab_file, num_workers=1,
+                                         progress=False)["train"]
+    assert stats.skipped == {} and stats.degenerate_records == 0
+    for record in read_records(pipeline.shard_paths(out, "unc", "train")):
+        if record["ann_id"].numpy() == b"101":
+            np.testing.assert_array_equal(record["mask"].numpy(),
+                                          image_ops.resize_and_pad_mask(expected["masks"][101],
+                                                                        320))
+
+
+def test_short_polygons_are_decoded_as_pycocotools_and_counted(tmp_path, gref_vocab_file):
+    from pycocotools import mask as cocomask
+
+    root = str(tmp_path / "raw")
+    fixtures.write_refer(root)
+    path = os.path.join(root, "refcoco", "instances.json")
+    with open(path) as f:
+        instances = json.load(f)
+    for ann in instances["annotations"]:
+        if ann["id"] == 101:  # train ref 1, two sentences
+            ann["segmentation"] = [fixtures.rect_polygon(2, 3, 10, 8), [20, 10, 30, 20]]
+    with open(path, "w") as f:
+        json.dump(instances, f)
+    out = str(tmp_path / "out")
+    stats = preprocess_lib.build_dataset(refer.ReferSource(root, "unc"), out, splits=["train"],
+                                         vocab_file=gref_vocab_file, num_workers=1,
+                                         progress=False)["train"]
+    assert stats.count == 3 and stats.degenerate == {"short_polygon": 2}
+    assert "kept but degenerate: 2 (short_polygon 2)" in stats.summary()
+    # pycocotools reads the 4-coordinate part as a polygon (it follows a longer
+    # first part) and draws nothing for it.
+    direct = np.max(cocomask.decode(cocomask.frPyObjects(
+        [fixtures.rect_polygon(2, 3, 10, 8), [20, 10, 30, 20]], 24, 32)), axis=2) > 0
+    source = refer.ReferSource(root, "unc")
+    expr = [e for e in source.expressions("train") if e.ann_id == "101"][0]
+    np.testing.assert_array_equal(source.load_mask(expr), direct)
+    assert source.mask_notes(expr) == ["short_polygon"]

@@ -29,9 +29,17 @@ after an interruption rewrites only the shards that are missing or whose
 checksum no longer matches (stale temporaries are removed). Output bytes are a
 function of the input and the settings only (not of the number of workers).
 
-Bad samples (missing or undecodable image, missing annotation, empty or
-undecodable sentence, empty mask, also after resizing) are skipped and counted
-by `DataError.reason`; `strict=True` raises the first one instead.
+Bad samples (missing or undecodable image, missing or undecodable
+annotation, empty or undecodable sentence) are skipped and counted by
+`DataError.reason`; `strict=True` raises the first one instead. Degenerate
+samples are another matter: the original scores EVERY sample of an evaluation
+split, so on evaluation splits a sample whose mask is empty, whose mask and
+image differ in size, or whose polygon has a part of fewer than 6 coordinates
+is written (flagged with its reasons in the record's `degenerate` key, counted
+in the manifest's `degenerate`) and scored as the original scores it. On
+training splits an empty mask (also after resizing) or a size mismatch is
+skipped and counted; a short polygon that still gives a mask is kept and
+counted as degenerate.
 """
 from __future__ import annotations
 
@@ -80,6 +88,9 @@ class SplitStats:
     written_shards: int  # shards written by this call
     reused_shards: int  # complete shards kept from an earlier run
     seconds: float
+    # reason -> records written although degenerate (scored on evaluation splits)
+    degenerate: Dict[str, int] = dataclasses.field(default_factory=dict)
+    degenerate_records: int = 0  # records with at least one reason
 
     def summary(self) -> str:
         kind = "resized-and-padded" if self.padded else "original size"
@@ -92,6 +103,10 @@ class SplitStats:
             lines.append(f"  skipped {total}: {parts}")
             for reason, message in sorted(self.skip_examples.items()):
                 lines.append(f"    e.g. {message}")
+        if self.degenerate_records:
+            parts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.degenerate.items()))
+            what = "scored but degenerate" if not self.padded else "kept but degenerate"
+            lines.append(f"  {what}: {self.degenerate_records} ({parts})")
         return "\n".join(lines)
 
 
@@ -271,20 +286,37 @@ def _encode_words(vocab: text.Vocabulary, expr: Expression, num_words: int) -> n
 
 
 def _encode_image_and_mask(source: Source, expr: Expression, padded: bool,
-                           image_size: int) -> Tuple[bytes, bytes, int, int]:
-    """(image PNG, mask PNG, original height, original width) of one ref."""
+                           image_size: int) -> Tuple[bytes, bytes, int, int, Tuple[str, ...]]:
+    """(image PNG, mask PNG, original height, original width, degenerate reasons)
+    of one ref. Evaluation splits keep degenerate samples (see the module
+    docstring); training splits skip empty and mismatched masks."""
     image = source.load_image(expr)
     try:
         rgb = image_ops.to_rgb(np.asarray(image))
     except (TypeError, ValueError) as err:
         raise DataError("unreadable_image", str(err), _where(expr)) from None
-    mask = np.asarray(source.load_mask(expr))
     height, width = rgb.shape[:2]
+    if getattr(source, "masks_follow_image", False):
+        # As the original: polygons decoded at the image file's size.
+        mask = np.asarray(source.load_mask(expr, image_shape=(height, width)))
+    else:
+        mask = np.asarray(source.load_mask(expr))
+    if mask.ndim != 2 or mask.size == 0:
+        raise DataError("invalid_annotation", f"mask of shape {mask.shape}", _where(expr))
+    notes_of = getattr(source, "mask_notes", None)
+    degenerate = list(notes_of(expr)) if notes_of else []
     if mask.shape != (height, width):
-        raise DataError("mask_size_mismatch", f"mask {mask.shape} but image "
-                        f"{(height, width)}", _where(expr))
+        if padded:
+            raise DataError("mask_size_mismatch", f"mask {mask.shape} but image "
+                            f"{(height, width)}", _where(expr))
+        # The original maps the prediction to the mask's size and scores it there.
+        degenerate.append("mask_size_mismatch")
     if not mask.any():
-        raise DataError("empty_mask", "the referred region is empty", _where(expr))
+        if padded:
+            raise DataError("empty_mask", "the referred region is empty", _where(expr))
+        # Scored as the original: a failure at every threshold, its predicted
+        # pixels added to the union.
+        degenerate.append("empty_mask")
     if padded:
         try:
             rgb = image_ops.resize_and_pad(rgb, image_size)
@@ -294,7 +326,8 @@ def _encode_image_and_mask(source: Source, expr: Expression, padded: bool,
         if not mask.any():
             raise DataError("empty_mask", f"the referred region vanishes when resized to "
                             f"{image_size}x{image_size}", _where(expr))
-    return schema.encode_png(rgb), schema.encode_mask_png(mask), height, width
+    return (schema.encode_png(rgb), schema.encode_mask_png(mask), height, width,
+            tuple(degenerate))
 
 
 def _serialize(expr: Expression, task: _ShardTask, cache: Dict[str, Any]) -> bytes:
@@ -312,12 +345,12 @@ def _serialize(expr: Expression, task: _ShardTask, cache: Dict[str, Any]) -> byt
         cache["key"], cache["value"] = key, value
     if isinstance(cache["value"], DataError):
         raise cache["value"]
-    image_png, mask_png, height, width = cache["value"]
+    image_png, mask_png, height, width, degenerate = cache["value"]
     example = schema.make_example(
         image_png, mask_png, words, expr.sentence, expr.image_id, expr.ref_id,
-        expr.ann_id, expr.sent_id, height, width, task.padded)
+        expr.ann_id, expr.sent_id, height, width, task.padded, degenerate=degenerate)
     # Map fields (the feature dict) serialize in a fixed order only on request.
-    return example.SerializeToString(deterministic=True)
+    return example.SerializeToString(deterministic=True), degenerate
 
 
 def _error_parts(err: DataError) -> Tuple[str, str, Optional[str]]:
@@ -339,6 +372,8 @@ def _write_shard(task: _ShardTask) -> Dict[str, Any]:
     counter: _Counter = _WORKER["counter"]
     tmp = f"{task.path}.tmp-{os.getpid()}"
     skipped: collections.Counter = collections.Counter()
+    degenerate: collections.Counter = collections.Counter()
+    degenerate_records = 0
     examples: Dict[str, str] = {}
     records = 0
     cache: Dict[str, Any] = {}
@@ -346,7 +381,7 @@ def _write_shard(task: _ShardTask) -> Dict[str, Any]:
         with tf.io.TFRecordWriter(tmp) as writer:
             for expr in task.expressions:
                 try:
-                    serialized = _serialize(expr, task, cache)
+                    serialized, reasons = _serialize(expr, task, cache)
                 except DataError as err:
                     if task.strict:
                         return {"index": task.index, "error": _error_parts(err)}
@@ -355,6 +390,8 @@ def _write_shard(task: _ShardTask) -> Dict[str, Any]:
                 else:
                     writer.write(serialized)
                     records += 1
+                    degenerate.update(reasons)
+                    degenerate_records += bool(reasons)
                 finally:
                     counter.add(1)
         sha256 = file_sha256(tmp)
@@ -364,7 +401,8 @@ def _write_shard(task: _ShardTask) -> Dict[str, Any]:
             os.remove(tmp)
     return {"index": task.index, "file": os.path.basename(task.path), "records": records,
             "sha256": sha256, "skipped": dict(sorted(skipped.items())),
-            "skip_examples": examples}
+            "skip_examples": examples, "degenerate": dict(sorted(degenerate.items())),
+            "degenerate_records": degenerate_records}
 
 
 # ----------------------------------------------------------------------------
@@ -555,18 +593,24 @@ def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str
     _run_tasks(tasks, source, vocab, num_workers, on_result, meter, strict)
 
     skipped: collections.Counter = collections.Counter()
+    degenerate: collections.Counter = collections.Counter()
     examples: Dict[str, str] = {}
     for index in sorted(complete):
         skipped.update(complete[index].get("skipped") or {})
+        degenerate.update(complete[index].get("degenerate") or {})
         for reason, message in (complete[index].get("skip_examples") or {}).items():
             examples.setdefault(reason, message)
+    degenerate_records = sum(int(s.get("degenerate_records") or 0) for s in complete.values())
     entry.update(complete=True, count=sum(s["records"] for s in complete.values()),
-                 skipped=dict(sorted(skipped.items())))
+                 skipped=dict(sorted(skipped.items())),
+                 degenerate=dict(sorted(degenerate.items())),
+                 degenerate_records=degenerate_records)
     save()
     stats = SplitStats(split=split, expressions=len(expressions), count=entry["count"],
                        skipped=entry["skipped"], skip_examples=examples,
                        shards=entry["shards"], padded=padded, written_shards=len(tasks),
-                       reused_shards=reused, seconds=time.monotonic() - start)
+                       reused_shards=reused, seconds=time.monotonic() - start,
+                       degenerate=entry["degenerate"], degenerate_records=degenerate_records)
     if progress:
         sys.stderr.write(stats.summary() + "\n")
     return stats
