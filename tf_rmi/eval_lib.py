@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from tf_rmi import metrics
 from tf_rmi.config import EvalConfig, RunConfig
-from tf_rmi.data import image_ops, pipeline
+from tf_rmi.data import image_ops, paper_tables, pipeline
 
 MAX_GROUP = 32  # expressions per head call in shared-trunk mode
 
@@ -275,6 +275,11 @@ def results_markdown(results: dict) -> str:
                 lines.append(f"| {name}, {label} | " + " | ".join(
                     f"{100 * g[key]:.2f}" for g in s["length_groups"]) + " |")
         lines += ["", "Length = words the model reads (non-pad ids, at most T)."]
+        paper = paper_tables.paper_length_markdown(results["dataset"])
+        if paper:
+            lines += ["", f"The paper's Tables 2-5 for {results['dataset']} (overall IoU by "
+                      "length, its test split: Gref val, UNC/UNC+ unnamed, ReferIt test; "
+                      "from tf_rmi/data/published/length_breakdown.csv):", ""] + paper
     degenerate = results.get("degenerate") or {}
     if degenerate.get("records"):
         lines += ["", f"Scored but degenerate: {degenerate['records']} ("
@@ -316,4 +321,10 @@ def console_summary(results: dict) -> str:
                      f"mean IoU {100 * c['mean_iou']:.2f}, P@0.5 {100 * c['precision']['0.5']:.2f}")
     bounds = ", ".join(f"{lo}-{hi}" for lo, hi in results["length_group_bounds"])
     groups = ", ".join(f"{100 * g['overall_iou']:.1f}" for g in s["length_groups"])
-    return text_out + f"\n  by length ({bounds} words): {groups}"
+    text_out += f"\n  by length ({bounds} words): {groups}"
+    paper = paper_tables.load_length_breakdown().get(results["dataset"])
+    if paper:
+        text_out += "\n  paper, by length (" + ", ".join(
+            f"{g['words'][0]}-{g['words'][1]}" for g in paper) + " words): " + "; ".join(
+            f"{m} " + ", ".join(f"{g[m]:.1f}" for g in paper) for m in paper_tables.LENGTH_METHODS)
+    return text_out
