@@ -191,10 +191,10 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
             score = raw.add(pred, gt, length)
             crf_pred = None
             if eval_config.crf:
-                from tf_rmi.crf import crf_refine
+                from tf_rmi.crf import crf_refine, sigmoid_probabilities
                 # float32 sigmoid as the original's tf.sigmoid output: it
                 # saturates to exactly 0 / 1 where the original's did.
-                prob = tf.math.sigmoid(up).numpy()
+                prob = sigmoid_probabilities(up)
                 crf_pred = image_ops.inverse_resize_and_pad(crf_refine(padded, prob), h, w)
                 crf_score = crf.add(crf_pred, gt, length)
             if len(samples) < eval_config.visualize:
