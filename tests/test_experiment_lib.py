@@ -103,3 +103,12 @@ def test_committed_table1_md_is_what_the_code_writes(tmp_path):
     text = experiment_lib.write_table1(results_dir, CONFIGS_DIR, str(tmp_path / "table1.md"))
     with open(os.path.join(results_dir, "table1.md"), encoding="utf-8") as f:
         assert f.read() == text, "regenerate: python -m experiments.run_experiment --table_only"
+
+
+def test_paper_configs_keep_every_snapshot(tmp_path):
+    """The original keeps every snapshot (max_to_keep 1000): 15 for 750000 / 50000."""
+    for exp in _configs():
+        exp.pretrained = None
+        train = exp.run_config(str(tmp_path)).train
+        assert train.iterations // train.snapshot_every == 15
+        assert train.keep_checkpoints >= train.iterations // train.snapshot_every, exp.name
