@@ -23,6 +23,9 @@ flags.DEFINE_string("tfrecord_dir", "data/tfrecords", "Where `make preprocess` w
 flags.DEFINE_string("runs_dir", "runs", "Parent of the run directory.")
 flags.DEFINE_string("results_dir", "experiments/results", "Where results are written.")
 flags.DEFINE_integer("iterations", None, "Override the iteration budget (smoke runs).")
+flags.DEFINE_string("pretrained", None, "Replace the config's weight file (e.g. "
+                    "checkpoints/resnet101_weights_tf_dim_ordering_tf_kernels.h5 for the R rows; "
+                    "see checkpoints/README.md).")
 flags.DEFINE_bool("table_only", False, "Only rewrite <results_dir>/table1.md from the "
                   "results already there (no training, no --config needed).")
 flags.DEFINE_string("configs_dir", None, "Experiment configs (default: the --config's "
@@ -36,7 +39,8 @@ def main(argv):
             raise app.UsageError("--config is required (or pass --table_only)")
         exp = experiment_lib.Experiment.load(FLAGS.config)
         experiment_lib.run_experiment(exp, FLAGS.tfrecord_dir, FLAGS.runs_dir,
-                                      FLAGS.results_dir, FLAGS.iterations)
+                                      FLAGS.results_dir, FLAGS.iterations,
+                                      pretrained=FLAGS.pretrained)
     configs_dir = FLAGS.configs_dir or (os.path.dirname(FLAGS.config) if FLAGS.config
                                         else os.path.join("experiments", "configs"))
     print(experiment_lib.write_table1(FLAGS.results_dir, configs_dir))

@@ -112,3 +112,24 @@ def test_paper_configs_keep_every_snapshot(tmp_path):
         train = exp.run_config(str(tmp_path)).train
         assert train.iterations // train.snapshot_every == 15
         assert train.keep_checkpoints >= train.iterations // train.snapshot_every, exp.name
+
+
+def test_r_rows_start_from_the_originals_tf_resnet_checkpoint_and_d_rows_from_tf_deeplab():
+    for exp in _configs():
+        if exp.model["weights"] == "resnet":
+            assert exp.pretrained == "checkpoints/TF-resnet/ResNet101_init.tfmodel", exp.name
+        else:
+            assert exp.pretrained == "checkpoints/TF-deeplab/ResNet101_train.tfmodel", exp.name
+
+
+def test_checkpoint_prefix_and_the_keras_alternative_are_accepted(tmp_path):
+    exp = experiment_lib.Experiment.load(os.path.join(CONFIGS_DIR, "R_RMI_unc.json"))
+    prefix = tmp_path / "ResNet101_init.tfmodel"
+    (tmp_path / "ResNet101_init.tfmodel.index").write_bytes(b"")
+    exp.pretrained = str(prefix)
+    assert exp.run_config(str(tmp_path)).train.pretrained == str(prefix)
+    h5 = tmp_path / "resnet101_weights_tf_dim_ordering_tf_kernels.h5"
+    h5.write_bytes(b"")
+    assert exp.run_config(str(tmp_path), pretrained=str(h5)).train.pretrained == str(h5)
+    with pytest.raises(FileNotFoundError, match="--pretrained"):
+        exp.run_config(str(tmp_path), pretrained=str(tmp_path / "absent.h5"))

@@ -72,19 +72,27 @@ class Experiment:
             raise ValueError(f"{path}: unknown experiment fields {unknown}")
         return cls(**values)
 
-    def run_config(self, tfrecord_dir: str, iterations: Optional[int] = None) -> RunConfig:
-        """The RunConfig this experiment trains with."""
+    def run_config(self, tfrecord_dir: str, iterations: Optional[int] = None,
+                   pretrained: Optional[str] = None) -> RunConfig:
+        """The RunConfig this experiment trains with.
+
+        `pretrained` replaces the config's weight file (e.g. the Keras
+        Applications `.h5` instead of the original's TF-resnet checkpoint for
+        the R rows; see checkpoints/README.md). A TF checkpoint is named by its
+        prefix (the file name before `.index`)."""
         train = dict(self.train)
         if iterations:
             train["iterations"] = iterations
             train["snapshot_every"] = min(train.get("snapshot_every",
                                                     DEFAULT_SNAPSHOT_EVERY[self.dataset]),
                                           iterations)
-        train["pretrained"] = self.pretrained if self.pretrained else None
-        if train["pretrained"] and not os.path.exists(train["pretrained"]):
+        train["pretrained"] = pretrained or self.pretrained or None
+        if train["pretrained"] and not (os.path.exists(train["pretrained"]) or
+                                        os.path.exists(train["pretrained"] + ".index")):
             raise FileNotFoundError(
-                f"Experiment {self.name} starts from {train['pretrained']}, which is "
-                "missing: see checkpoints/README.md for the weight files.")
+                f"Experiment {self.name} starts from {train['pretrained']} (a file, or a TF "
+                "checkpoint prefix with its .index), which is missing: see "
+                "checkpoints/README.md for the weight files, or pass --pretrained.")
         # vocab_size 0: taken from the dataset's vocabulary (12112 or 8803) at training.
         model = dict({"vocab_size": 0}, **self.model)
         return RunConfig(data=DataConfig(dataset=self.dataset, tfrecord_dir=tfrecord_dir),
@@ -93,13 +101,14 @@ class Experiment:
 
 def run_experiment(exp: Experiment, tfrecord_dir: str, runs_dir: str = "runs",
                    results_dir: str = "experiments/results",
-                   iterations: Optional[int] = None, progress: bool = True) -> dict:
+                   iterations: Optional[int] = None, progress: bool = True,
+                   pretrained: Optional[str] = None) -> dict:
     """Trains (or resumes) then evaluates every split with and without CRF."""
     from tf_rmi import eval_lib, train_lib
     from tf_rmi.run_dir import restore_model
 
     run_dir = os.path.join(runs_dir, exp.name)
-    run_config = exp.run_config(tfrecord_dir, iterations)
+    run_config = exp.run_config(tfrecord_dir, iterations, pretrained=pretrained)
     train_lib.train(run_config, run_dir, progress=progress, split=exp.train_split)
     model, run_config, _ = restore_model(run_dir)
     results = {}
