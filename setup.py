@@ -7,6 +7,8 @@ setup(
     description=("Referring image segmentation with Recurrent Multimodal "
                  "Interaction (RMI, ICCV 2017) in TensorFlow 2 / Keras 3."),
     packages=find_packages(include=["tf_rmi", "tf_rmi.*", "preprocess", "preprocess.*"]),
+    # The original release's vocabularies and the paper's published tables.
+    package_data={"tf_rmi.data": ["vocab/*.txt", "published/*.csv"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16,<2.22",

@@ -64,3 +64,19 @@ def test_invalid_probabilities_are_refused(prob):
 def test_non_uint8_image_is_refused():
     with pytest.raises(ValueError, match="uint8"):
         crf_refine(np.zeros((8, 8, 3), np.float32), np.full((8, 8), 0.5))
+
+
+def test_probabilities_are_the_float32_sigmoid_that_saturates_as_the_original():
+    from tf_rmi.crf import sigmoid_probabilities
+
+    logits = np.array([[16.7, 17.0, 17.3], [-89.0, 0.0, 2.0]], np.float32)
+    prob = sigmoid_probabilities(logits)
+    assert prob.dtype == np.float32
+    assert (prob[0] == 1.0).all() and prob[1, 0] == 0.0
+    unary = unary_energies(prob)
+    # The original's -log(1 - p) is infinite here; a float64 sigmoid gives about 17.
+    assert np.isinf(unary[0, :3]).all() and np.isinf(unary[1, 3])
+    p64 = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    assert np.isfinite(-np.log(1 - p64[0])).all()
+    np.testing.assert_allclose(prob[1, 1:], [0.5, 1 / (1 + np.exp(-2.0))], rtol=1e-6)
+

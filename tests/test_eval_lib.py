@@ -16,8 +16,11 @@ from tf_rmi.data import pipeline, schema
 NUM_WORDS = 6
 
 
-def _write_eval_split(root, dataset="tiny", split="val"):
-    """3 images of different sizes with 3, 1 and 2 expressions, grouped by image."""
+def _write_eval_split(root, dataset="tiny", split="val", empty_mask_copy=False):
+    """3 images of different sizes with 3, 1 and 2 expressions, grouped by image.
+
+    With `empty_mask_copy`, a 7th record repeats the first one's image and words
+    with an empty mask, flagged degenerate as preprocessing flags it."""
     rng = np.random.RandomState(0)
     examples = []
     sizes = [(50, 70), (64, 64), (90, 40)]
@@ -33,6 +36,15 @@ def _write_eval_split(root, dataset="tiny", split="val"):
             examples.append(schema.make_example(
                 schema.encode_png(image), schema.encode_mask_png(mask), words, sentence,
                 f"img{k}", f"ref{k}-{j}", f"ann{k}-{j}", f"s{k}-{j}", h, w, padded=False))
+    if empty_mask_copy:
+        first = tf.train.Example.FromString(examples[0].SerializeToString())
+        feature = first.features.feature
+        h, w = sizes[0]
+        feature[schema.MASK_KEY].bytes_list.value[0] = schema.encode_mask_png(
+            np.zeros((h, w), np.uint8))
+        feature[schema.IMAGE_ID_KEY].bytes_list.value[0] = b"img-copy"
+        feature[schema.DEGENERATE_KEY].bytes_list.value.append(b"empty_mask")
+        examples.append(first)
     out = os.path.join(root, dataset)
     os.makedirs(out, exist_ok=True)
     with tf.io.TFRecordWriter(os.path.join(out, pipeline.shard_name(split, 0, 1))) as writer:
@@ -168,3 +180,25 @@ def test_entry_point_evaluates_a_run_directory(setup, tmp_path):
     assert saved["expressions"] == count and saved["crf"] is not None
     assert saved["checkpoint"].endswith("ckpt-3")
     assert "overall IoU" in result.stdout
+
+
+def test_degenerate_samples_are_scored_as_the_original_and_counted(setup, tmp_path):
+    """An empty-mask sample fails every threshold (I/U = 0 or the original's NaN)
+    and adds its predicted pixels to the union of the overall IoU."""
+    root, count, model, run_config = setup
+    _write_eval_split(root, split="valdeg", empty_mask_copy=True)
+    out_dir = str(tmp_path / "results")
+    base = eval_lib.evaluate(model, run_config, EvalConfig(split="val"), progress=False)
+    deg = eval_lib.evaluate(model, run_config, EvalConfig(split="valdeg", crf=True),
+                            out_dir=out_dir, progress=False)
+    assert deg["expressions"] == deg["raw"]["count"] == count + 1
+    assert deg["degenerate"] == {"records": 1, "reasons": {"empty_mask": 1}}
+    assert base["degenerate"] == {"records": 0, "reasons": {}}
+    for t, value in base["raw"]["precision"].items():
+        assert deg["raw"]["precision"][t] == pytest.approx(value * count / (count + 1))
+    assert deg["raw"]["mean_iou"] == pytest.approx(base["raw"]["mean_iou"] * count / (count + 1))
+    # The copy predicts what record 0 predicts (non-empty): more union, same intersection.
+    assert deg["raw"]["overall_iou"] < base["raw"]["overall_iou"]
+    assert "Scored but degenerate: 1 (empty_mask 1)" in open(
+        os.path.join(out_dir, "results.md")).read()
+    assert json.load(open(os.path.join(out_dir, "results.json")))["degenerate"]["records"] == 1

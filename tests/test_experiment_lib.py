@@ -73,3 +73,63 @@ def test_vocabulary_size_is_left_to_the_dataset_vocabulary(tmp_path):
     exp = experiment_lib.Experiment.load(os.path.join(CONFIGS_DIR, "D_RMI_referit.json"))
     exp.pretrained = None
     assert exp.run_config(str(tmp_path)).model.vocab_size == 0
+
+
+def test_paper_table1_is_read_from_the_published_csv():
+    from tf_rmi.data import paper_tables
+
+    _, values = paper_tables.load_table1()
+    paper = experiment_lib.paper_table1()
+    assert set(paper) == set(experiment_lib.TABLE1_ROWS) == set(values)
+    for row in experiment_lib.TABLE1_ROWS:
+        for dataset, split, title in experiment_lib.TABLE1_COLUMNS:
+            assert paper[row][title] == values[row][(dataset, split)]
+
+
+def test_results_table_shows_every_paper_cell():
+    paper = experiment_lib.paper_table1()
+    lines = [l for l in experiment_lib.results_table({}).splitlines() if l.startswith("| ")][1:]
+    assert [l.split(" | ")[0][2:] for l in lines] == list(experiment_lib.TABLE1_ROWS)
+    for line in lines:
+        row = line.split(" | ")[0][2:]
+        cells = [c.strip() for c in line.strip("| ").split("|")[1:]]
+        assert len(cells) == len(experiment_lib.TABLE1_COLUMNS) == 8
+        assert [float(c.split(" / ")[0]) for c in cells] == [
+            paper[row][t] for _, _, t in experiment_lib.TABLE1_COLUMNS]
+
+
+def test_committed_table1_md_is_what_the_code_writes(tmp_path):
+    results_dir = os.path.join(os.path.dirname(CONFIGS_DIR), "results")
+    text = experiment_lib.write_table1(results_dir, CONFIGS_DIR, str(tmp_path / "table1.md"))
+    with open(os.path.join(results_dir, "table1.md"), encoding="utf-8") as f:
+        assert f.read() == text, "regenerate: python -m experiments.run_experiment --table_only"
+
+
+def test_paper_configs_keep_every_snapshot(tmp_path):
+    """The original keeps every snapshot (max_to_keep 1000): 15 for 750000 / 50000."""
+    for exp in _configs():
+        exp.pretrained = None
+        train = exp.run_config(str(tmp_path)).train
+        assert train.iterations // train.snapshot_every == 15
+        assert train.keep_checkpoints >= train.iterations // train.snapshot_every, exp.name
+
+
+def test_r_rows_start_from_the_originals_tf_resnet_checkpoint_and_d_rows_from_tf_deeplab():
+    for exp in _configs():
+        if exp.model["weights"] == "resnet":
+            assert exp.pretrained == "checkpoints/TF-resnet/ResNet101_init.tfmodel", exp.name
+        else:
+            assert exp.pretrained == "checkpoints/TF-deeplab/ResNet101_train.tfmodel", exp.name
+
+
+def test_checkpoint_prefix_and_the_keras_alternative_are_accepted(tmp_path):
+    exp = experiment_lib.Experiment.load(os.path.join(CONFIGS_DIR, "R_RMI_unc.json"))
+    prefix = tmp_path / "ResNet101_init.tfmodel"
+    (tmp_path / "ResNet101_init.tfmodel.index").write_bytes(b"")
+    exp.pretrained = str(prefix)
+    assert exp.run_config(str(tmp_path)).train.pretrained == str(prefix)
+    h5 = tmp_path / "resnet101_weights_tf_dim_ordering_tf_kernels.h5"
+    h5.write_bytes(b"")
+    assert exp.run_config(str(tmp_path), pretrained=str(h5)).train.pretrained == str(h5)
+    with pytest.raises(FileNotFoundError, match="--pretrained"):
+        exp.run_config(str(tmp_path), pretrained=str(tmp_path / "absent.h5"))

@@ -347,6 +347,14 @@ def test_vocab_size_mismatch_is_reported(tfrecord_dir, tmp_path):
         train_lib.train(config, str(tmp_path), progress=False)
 
 
+def test_config_from_flags_keeps_every_snapshot_for_the_paper_datasets():
+    for dataset in ("unc", "unc+", "Gref", "referit"):
+        cfg = train_lib.config_from_flags(dataset, "records")
+        assert cfg.train.keep_checkpoints >= cfg.train.iterations // cfg.train.snapshot_every
+    assert train_lib.config_from_flags("shapes", "records").train.keep_checkpoints == 5
+    assert train_lib.config_from_flags("unc", "records", keep_checkpoints=3).train.keep_checkpoints == 3
+
+
 def test_config_from_flags_takes_the_dataset_budget():
     config = train_lib.config_from_flags(dataset="shapes", tfrecord_dir="records", model="LSTM",
                                          weights="resnet", trunk="small")

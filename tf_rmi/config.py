@@ -51,6 +51,13 @@ DEFAULT_LR_DECAY_STEPS = {
     "unc": 750000, "unc+": 750000, "Gref": 750000, "Gref_umd": 750000,
     "referit": 750000, "shapes": 0,
 }
+# Snapshots kept: the original keeps every one (tf.train.Saver max_to_keep=1000;
+# 15 for 750000 iterations at 50000), so the snapshot a paper row was read from
+# is still there; the synthetic set keeps the last 5.
+DEFAULT_KEEP_CHECKPOINTS = {
+    "unc": 1000, "unc+": 1000, "Gref": 1000, "Gref_umd": 1000, "referit": 1000,
+    "shapes": 5,
+}
 DEFAULT_SNAPSHOT_EVERY = {
     "unc": 50000,
     "unc+": 50000,

@@ -17,6 +17,16 @@ BILATERAL_SXY, BILATERAL_SRGB, BILATERAL_COMPAT = 20, 3, 10
 INFERENCE_STEPS = 5
 
 
+def sigmoid_probabilities(logits) -> np.ndarray:
+    """float32 foreground probabilities of upsampled logits, as the original's
+    `model.sigm` (TensorFlow's float32 sigmoid): exactly 1.0 from a logit of about
+    16.64 up and exactly 0.0 below about -88, where a float64 sigmoid would still
+    be finite and give a finite unary."""
+    import tensorflow as tf
+
+    return tf.math.sigmoid(tf.cast(logits, tf.float32)).numpy()
+
+
 def unary_energies(prob: np.ndarray) -> np.ndarray:
     """float32 [2, S*S]: `-log(1 - p)` (background) then `-log(p)` (foreground).
 

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from tf_rmi import metrics
 from tf_rmi.config import EvalConfig, RunConfig
-from tf_rmi.data import image_ops, pipeline
+from tf_rmi.data import image_ops, paper_tables, pipeline
 
 MAX_GROUP = 32  # expressions per head call in shared-trunk mode
 
@@ -169,6 +169,8 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
     bar = _Progress(total, f"eval {data_cfg.dataset} {eval_config.split}", progress)
     start, done, padded_records = time.monotonic(), 0, 0
     sent_ids: List[str] = []
+    degenerate: Dict[str, int] = {}  # reason -> records (scored like any other)
+    degenerate_records = 0
     for group in _groups(dataset, eval_config.shared_trunk):
         image = group[0]["image"]
         padded = image_ops.resize_and_pad(image, size)
@@ -182,15 +184,19 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
             h, w = gt.shape
             padded_records += bool(record["padded"])
             sent_ids.append(record["sent_id"].decode("utf-8", "replace"))
+            reasons = [r for r in record["degenerate"].decode("utf-8").split(",") if r]
+            degenerate_records += bool(reasons)
+            for reason in reasons:
+                degenerate[reason] = degenerate.get(reason, 0) + 1
             length = expression_length(record["words"])
             pred = image_ops.inverse_resize_and_pad(up >= eval_config.threshold, h, w)
             score = raw.add(pred, gt, length)
             crf_pred = None
             if eval_config.crf:
-                from tf_rmi.crf import crf_refine
+                from tf_rmi.crf import crf_refine, sigmoid_probabilities
                 # float32 sigmoid as the original's tf.sigmoid output: it
                 # saturates to exactly 0 / 1 where the original's did.
-                prob = tf.math.sigmoid(up).numpy()
+                prob = sigmoid_probabilities(up)
                 crf_pred = image_ops.inverse_resize_and_pad(crf_refine(padded, prob), h, w)
                 crf_score = crf.add(crf_pred, gt, length)
             if len(samples) < eval_config.visualize:
@@ -212,6 +218,8 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": dataclasses.asdict(model.config), "run_config": run_config.to_dict(),
         "expressions": done, "padded_records": padded_records,
+        # Scored as the original scores them (an empty mask fails every threshold).
+        "degenerate": {"records": degenerate_records, "reasons": dict(sorted(degenerate.items()))},
         "shared_trunk": eval_config.shared_trunk, "threshold": eval_config.threshold,
         "seconds": seconds, "expressions_per_second": done / max(seconds, 1e-9),
         "length_definition": "non-pad word ids (tokens capped at num_words)",
@@ -276,6 +284,16 @@ def results_markdown(results: dict) -> str:
                 lines.append(f"| {name}, {label} | " + " | ".join(
                     f"{100 * g[key]:.2f}" for g in s["length_groups"]) + " |")
         lines += ["", "Length = words the model reads (non-pad ids, at most T)."]
+        paper = paper_tables.paper_length_markdown(results["dataset"])
+        if paper:
+            lines += ["", f"The paper's Tables 2-5 for {results['dataset']} (overall IoU by "
+                      "length, its test split: Gref val, UNC/UNC+ unnamed, ReferIt test; "
+                      "from tf_rmi/data/published/length_breakdown.csv):", ""] + paper
+    degenerate = results.get("degenerate") or {}
+    if degenerate.get("records"):
+        lines += ["", f"Scored but degenerate: {degenerate['records']} ("
+                  + ", ".join(f"{k} {v}" for k, v in degenerate["reasons"].items())
+                  + "), scored as the original scores them."]
     if results.get("padded_records"):
         lines += ["", f"Note: {results['padded_records']} records were resized-and-padded "
                   "(a training split); they are scored at the padded size."]
@@ -312,4 +330,10 @@ def console_summary(results: dict) -> str:
                      f"mean IoU {100 * c['mean_iou']:.2f}, P@0.5 {100 * c['precision']['0.5']:.2f}")
     bounds = ", ".join(f"{lo}-{hi}" for lo, hi in results["length_group_bounds"])
     groups = ", ".join(f"{100 * g['overall_iou']:.1f}" for g in s["length_groups"])
-    return text_out + f"\n  by length ({bounds} words): {groups}"
+    text_out += f"\n  by length ({bounds} words): {groups}"
+    paper = paper_tables.load_length_breakdown().get(results["dataset"])
+    if paper:
+        text_out += "\n  paper, by length (" + ", ".join(
+            f"{g['words'][0]}-{g['words'][1]}" for g in paper) + " words): " + "; ".join(
+            f"{m} " + ", ".join(f"{g[m]:.1f}" for g in paper) for m in paper_tables.LENGTH_METHODS)
+    return text_out

@@ -4,8 +4,10 @@ An experiment config (`experiments/configs/<name>.json`) names one model
 variant (R/D x LSTM/RMI) on one dataset; running it trains on the training
 split and evaluates every evaluation split with and without DenseCRF in one
 pass, so one config fills both the plain and the +DCRF row of Table 1 for that
-dataset's columns. `results_table` puts the paper's numbers beside ours, ours
-filled only for rows actually run.
+dataset's columns. `results_table` puts the paper's numbers (every cell of
+Table 1, read from `tf_rmi/data/published/table1.csv`) beside ours, ours
+filled only for rows actually run; `write_table1` writes it as
+`experiments/results/table1.md`.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Dict, List, Optional
 
 from tf_rmi.config import (DEFAULT_SNAPSHOT_EVERY, DataConfig, EvalConfig,
                            ModelConfig, RunConfig, TrainConfig)
+from tf_rmi.data import paper_tables
 
 # Table 1 columns, in the paper's order: (dataset, split, column title).
 TABLE1_COLUMNS = (
@@ -32,16 +35,14 @@ TABLE1_COLUMNS = (
 TABLE1_ROWS = ("R+LSTM", "R+LSTM+DCRF", "R+RMI", "R+RMI+DCRF",
                "D+LSTM", "D+LSTM+DCRF", "D+RMI", "D+RMI+DCRF")
 
-# Overall IoU (%) reported in the paper. Only values checked against a
-# published source are filled; the others are left for a maintainer with the
-# paper at hand (None prints as "n/a", never as a made-up number).
-PAPER_TABLE1: Dict[str, Dict[str, Optional[float]]] = {
-    row: {col[2]: None for col in TABLE1_COLUMNS} for row in TABLE1_ROWS
-}
-PAPER_TABLE1["D+RMI+DCRF"].update({
-    "G-Ref val": 34.52, "UNC val": 45.18, "UNC testA": 45.69, "UNC testB": 45.57,
-    "UNC+ val": 29.86, "UNC+ testA": 30.48, "UNC+ testB": 29.50,
-})
+
+
+def paper_table1(path: str = paper_tables.TABLE1_CSV) -> Dict[str, Dict[str, Optional[float]]]:
+    """Overall IoU (%) the paper reports, {row: {column title: value}}, read from
+    the published CSV (a cell the CSV lacks is None and prints as "n/a")."""
+    _, values = paper_tables.load_table1(path)
+    return {row: {title: values.get(row, {}).get((dataset, split))
+                  for dataset, split, title in TABLE1_COLUMNS} for row in TABLE1_ROWS}
 
 
 @dataclasses.dataclass
@@ -71,19 +72,27 @@ class Experiment:
             raise ValueError(f"{path}: unknown experiment fields {unknown}")
         return cls(**values)
 
-    def run_config(self, tfrecord_dir: str, iterations: Optional[int] = None) -> RunConfig:
-        """The RunConfig this experiment trains with."""
+    def run_config(self, tfrecord_dir: str, iterations: Optional[int] = None,
+                   pretrained: Optional[str] = None) -> RunConfig:
+        """The RunConfig this experiment trains with.
+
+        `pretrained` replaces the config's weight file (e.g. the Keras
+        Applications `.h5` instead of the original's TF-resnet checkpoint for
+        the R rows; see checkpoints/README.md). A TF checkpoint is named by its
+        prefix (the file name before `.index`)."""
         train = dict(self.train)
         if iterations:
             train["iterations"] = iterations
             train["snapshot_every"] = min(train.get("snapshot_every",
                                                     DEFAULT_SNAPSHOT_EVERY[self.dataset]),
                                           iterations)
-        train["pretrained"] = self.pretrained if self.pretrained else None
-        if train["pretrained"] and not os.path.exists(train["pretrained"]):
+        train["pretrained"] = pretrained or self.pretrained or None
+        if train["pretrained"] and not (os.path.exists(train["pretrained"]) or
+                                        os.path.exists(train["pretrained"] + ".index")):
             raise FileNotFoundError(
-                f"Experiment {self.name} starts from {train['pretrained']}, which is "
-                "missing: see checkpoints/README.md for the weight files.")
+                f"Experiment {self.name} starts from {train['pretrained']} (a file, or a TF "
+                "checkpoint prefix with its .index), which is missing: see "
+                "checkpoints/README.md for the weight files, or pass --pretrained.")
         # vocab_size 0: taken from the dataset's vocabulary (12112 or 8803) at training.
         model = dict({"vocab_size": 0}, **self.model)
         return RunConfig(data=DataConfig(dataset=self.dataset, tfrecord_dir=tfrecord_dir),
@@ -92,13 +101,14 @@ class Experiment:
 
 def run_experiment(exp: Experiment, tfrecord_dir: str, runs_dir: str = "runs",
                    results_dir: str = "experiments/results",
-                   iterations: Optional[int] = None, progress: bool = True) -> dict:
+                   iterations: Optional[int] = None, progress: bool = True,
+                   pretrained: Optional[str] = None) -> dict:
     """Trains (or resumes) then evaluates every split with and without CRF."""
     from tf_rmi import eval_lib, train_lib
     from tf_rmi.run_dir import restore_model
 
     run_dir = os.path.join(runs_dir, exp.name)
-    run_config = exp.run_config(tfrecord_dir, iterations)
+    run_config = exp.run_config(tfrecord_dir, iterations, pretrained=pretrained)
     train_lib.train(run_config, run_dir, progress=progress, split=exp.train_split)
     model, run_config, _ = restore_model(run_dir)
     results = {}
@@ -141,16 +151,40 @@ def collect_results(results_dir: str, configs_dir: str) -> Dict[str, Dict[str, f
     return ours
 
 
-def results_table(ours: Dict[str, Dict[str, float]]) -> str:
-    """Markdown: for each row, the paper's overall IoU and ours ("paper / ours")."""
+def results_table(ours: Dict[str, Dict[str, float]],
+                  paper: Optional[Dict[str, Dict[str, Optional[float]]]] = None) -> str:
+    """Markdown: for each of the 8 rows and 8 columns of Table 1, the paper's
+    overall IoU and ours ("paper / ours"; ours "—" where not run)."""
+    paper = paper_table1() if paper is None else paper
     header = "| row | " + " | ".join(t for _, _, t in TABLE1_COLUMNS) + " |"
     lines = [header, "|" + "---|" * (len(TABLE1_COLUMNS) + 1)]
     for row in TABLE1_ROWS:
         cells = []
         for _, _, title in TABLE1_COLUMNS:
-            paper = PAPER_TABLE1[row][title]
+            value = paper[row][title]
             mine = ours.get(row, {}).get(title)
-            cells.append(f"{'n/a' if paper is None else f'{paper:.2f}'} / "
+            cells.append(f"{'n/a' if value is None else f'{value:.2f}'} / "
                          f"{'—' if mine is None else f'{mine:.2f}'}")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+TABLE1_PREAMBLE = """# Table 1: overall IoU (%), paper / ours
+
+Each cell: the paper's number (Liu et al., ICCV 2017, Table 1, from
+`tf_rmi/data/published/table1.csv`) / ours from `experiments/results/<config>/<split>/results.json`
+("—": not run here). R = ImageNet ResNet-101, D = DeepLab-101 (VOC12), DCRF = DenseCRF.
+Generated by `python -m experiments.run_experiment --table_only` (also after every run).
+"""
+
+
+def write_table1(results_dir: str, configs_dir: str, path: Optional[str] = None) -> str:
+    """Writes `<results_dir>/table1.md` (or `path`) atomically; returns its text."""
+    text = TABLE1_PREAMBLE + "\n" + results_table(collect_results(results_dir, configs_dir))
+    path = path or os.path.join(results_dir, "table1.md")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return text

@@ -6,8 +6,10 @@ precision@X = share of expressions with `I/U >= X`. Mean IoU (not in the
 original; later work reports it) averages the per-expression IoU. An
 expression with U = 0 (empty prediction and empty mask) has I/U = 0/0 in the
 original, which is NaN and so never counts as correct; we give it IoU 0 for the
-same effect on precision (preprocessing skips empty masks, so it does not occur
-in our records).
+same effect on precision. It occurs: evaluation splits keep every sample, as
+the original scores every one, so a sample with an empty mask counts as a
+failure at every threshold and adds its predicted pixels to the overall union
+(preprocessing flags such samples as degenerate; evaluation counts them).
 """
 from __future__ import annotations
 

@@ -48,7 +48,8 @@ import tensorflow as tf
 import keras
 
 from tf_rmi import run_dir as run_dir_lib
-from tf_rmi.config import (DEFAULT_ITERATIONS, DEFAULT_LR_DECAY_STEPS, DEFAULT_SNAPSHOT_EVERY, DataConfig, ModelConfig,
+from tf_rmi.config import (DEFAULT_ITERATIONS, DEFAULT_KEEP_CHECKPOINTS,
+                           DEFAULT_LR_DECAY_STEPS, DEFAULT_SNAPSHOT_EVERY, DataConfig, ModelConfig,
                            RunConfig, TrainConfig)
 
 # The original printed exponential moving averages with this decay (main.py).
@@ -204,7 +205,7 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                       vocab_size: Optional[int] = None, iterations: Optional[int] = None,
                       snapshot_every: Optional[int] = None, batch_size: int = 1,
                       learning_rate: float = 2.5e-4, pretrained: Optional[str] = None,
-                      keep_checkpoints: int = 5, strategy: str = "default",
+                      keep_checkpoints: Optional[int] = None, strategy: str = "default",
                       precision: str = "float32", jit_compile: bool = False, seed: int = 0,
                       visual_dim: int = 1000, embed_dim: int = 1000, lstm_units: int = 1000,
                       mlstm_units: int = 500, log_every: int = 20,
@@ -215,7 +216,8 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
     """A RunConfig from plain values (what `train.py`'s flags hold).
 
     `iterations` / `snapshot_every` default to the dataset's budget in
-    `config.DEFAULT_ITERATIONS` / `DEFAULT_SNAPSHOT_EVERY`; `vocab_size` None (0)
+    `config.DEFAULT_ITERATIONS` / `DEFAULT_SNAPSHOT_EVERY`, `keep_checkpoints` to
+    `DEFAULT_KEEP_CHECKPOINTS` (every snapshot for the paper's datasets); `vocab_size` None (0)
     means "the size of the dataset's vocabulary file", resolved by `train`.
     """
     if model not in ("RMI", "LSTM"):
@@ -236,6 +238,8 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
         snapshot_every = min(DEFAULT_SNAPSHOT_EVERY.get(dataset, iterations), iterations)
     if lr_decay_steps is None:
         lr_decay_steps = DEFAULT_LR_DECAY_STEPS.get(dataset, 750000)
+    if keep_checkpoints is None:
+        keep_checkpoints = DEFAULT_KEEP_CHECKPOINTS.get(dataset, 5)
     data = DataConfig(dataset=dataset, tfrecord_dir=tfrecord_dir, vocab_file=vocab_file,
                       input_size=input_size, num_words=num_words)
     model_cfg = ModelConfig(model=model, weights=weights, trunk=trunk,

@@ -161,3 +161,20 @@ def test_grayscale_fixture_is_really_grayscale(refer_root):
     root, _ = refer_root
     with Image.open(fixtures.coco_image_path(root, 2)) as image:
         assert image.mode == "L"
+
+
+def test_polygons_pycocotools_refuses_are_a_value_error():
+    # A first part of 4 coordinates is read by pycocotools as a box list and refused;
+    # the original's build_batches stopped there, so there is no score to match.
+    with pytest.raises(ValueError, match="frPyObjects"):
+        refer.decode_segmentation([[1, 1, 5, 1], [1, 1, 5, 1, 5, 5]], 8, 8)
+
+
+def test_short_polygon_parts_decode_exactly_as_pycocotools():
+    from pycocotools import mask as cocomask
+
+    for segmentation in ([[1, 1, 6, 1, 6, 6, 1, 6], [2, 2, 3, 3]],   # 4-coordinate part
+                         [[1, 1, 6, 1, 6, 6, 1]],                    # odd length
+                         [[1, 1, 6, 1, 6]]):                          # 5 coordinates
+        direct = np.max(cocomask.decode(cocomask.frPyObjects(segmentation, 8, 8)), axis=2) > 0
+        np.testing.assert_array_equal(refer.decode_segmentation(segmentation, 8, 8), direct)

@@ -248,6 +248,32 @@ def test_resnet_npy_fills_fc1000_as_a_1x1_conv(workdir):
     assert report.unused == [] and len(report.loaded) == 522
 
 
+def test_tf_resnet_checkpoint_is_the_r_rows_default_and_fills_fc1000(workdir):
+    """TF-resnet's npy2tfmodel.py output (`ResNet/...`, fc1000/DW already [1,1,2048,1000])
+    through the dispatcher the training uses for weights='resnet'."""
+    values = random_original_values(has_factor=False, seed=6)
+    values["fc1000/DW"] = np.random.default_rng(7).normal(
+        size=(1, 1, 2048, 1000)).astype(np.float32)
+    values["fc1000/biases"] = np.arange(1000, dtype=np.float32)
+    prefix = write_tf1_checkpoint(values, os.path.join(workdir, "ResNet101_init.tfmodel"),
+                                  "ResNet")
+    trunk, fc1000 = ResNet101Trunk(has_factor=False), fc1000_variables()
+    trunk.build((None, None, None, 3))
+    try:
+        report = pretrained.load_pretrained(trunk, prefix, "resnet", fc1000=fc1000)
+    finally:
+        for name in os.listdir(workdir):
+            if name.startswith("ResNet101_init.tfmodel"):
+                os.remove(os.path.join(workdir, name))
+    assert report.source == "resnet" and report.unused == [] and len(report.loaded) == 522
+    assert_trunk_holds(trunk, values)
+    np.testing.assert_array_equal(fc1000[0].numpy(), values["fc1000/DW"])
+    # TF-resnet's model normalises with epsilon 0.001, as our frozen batch norm.
+    from tf_rmi.models.trunk import FrozenBatchNorm
+    norms = [l for l in trunk._flatten_layers() if isinstance(l, FrozenBatchNorm)]
+    assert len(norms) == 104 and {n.epsilon for n in norms} == {1e-3}
+
+
 # ------------------------------------------------------------------ Keras .h5
 
 

@@ -86,6 +86,8 @@ def test_training_records_are_resized_and_padded_to_320(refer_build):
     records = read_records(pipeline.shard_paths(out, "unc", "train"))
     exprs = source.expressions("train")
     assert len(records) == len(exprs) == 3
+    # Training records are written in the seeded permutation of the source's order.
+    exprs = [exprs[i] for i in preprocess_lib.training_permutation(len(exprs))]
     for record, expr in zip(records, exprs):
         assert bool(record["padded"])
         assert record["image"].shape == (320, 320, 3)
@@ -116,7 +118,8 @@ def test_grayscale_images_are_stored_as_rgb(refer_build):
     gray_expr = source.expressions("train")[2]
     gray = source.load_image(gray_expr)
     assert gray.ndim == 2
-    record = read_records(pipeline.shard_paths(out, "unc", "train"))[2]
+    record, = [r for r in read_records(pipeline.shard_paths(out, "unc", "train"))
+               if r["sent_id"].numpy().decode() == gray_expr.sent_id]
     image = record["image"].numpy()
     np.testing.assert_array_equal(image[..., 0], image[..., 1])
     np.testing.assert_array_equal(image, image_ops.resize_and_pad(np.stack([gray] * 3, -1)))
@@ -166,7 +169,7 @@ def test_bad_samples_are_skipped_and_counted_by_reason(tmp_path, gref_vocab_file
     assert stats.count == 4  # refs 1 (x2) and 2, and ref 13's good sentence
     sent_ids = [r["sent_id"].numpy().decode()
                 for r in read_records(pipeline.shard_paths(str(tmp_path / "out"), "unc", "train"))]
-    assert sent_ids == ["10", "11", "20", "131"]
+    assert sorted(sent_ids) == ["10", "11", "131", "20"]
     assert "COCO_train2014_000000000010.jpg" in stats.skip_examples["missing_image"]
 
 
@@ -195,7 +198,8 @@ def test_strict_mode_raises_the_first_bad_sample_naming_the_file(tmp_path, gref_
     with pytest.raises(DataError) as info:
         preprocess_lib.build_dataset(refer.ReferSource(root, "unc"), str(out),
                                      splits=["train"], vocab_file=gref_vocab_file,
-                                     image_size=8, num_workers=1, strict=True, progress=False)
+                                     image_size=8, num_workers=1, strict=True, progress=False,
+                                     train_order="file")  # errors in source order
     assert info.value.reason == "missing_image"
     assert info.value.path.endswith("COCO_train2014_000000000010.jpg")
     assert not [n for n in os.listdir(out / "unc") if ".tmp" in n or n.endswith(".tfrecord")]
@@ -208,7 +212,7 @@ def test_strict_mode_with_workers_raises_the_same_first_error(tmp_path, gref_voc
         preprocess_lib.build_dataset(refer.ReferSource(root, "unc"), str(tmp_path / "out"),
                                      splits=["train"], vocab_file=gref_vocab_file,
                                      image_size=8, num_shards=4, num_workers=2, strict=True,
-                                     progress=False)
+                                     progress=False, train_order="file")
     assert info.value.reason == "missing_image"
     assert info.value.path.endswith("COCO_train2014_000000000010.jpg")
 
@@ -218,8 +222,48 @@ def test_missing_data_root_names_the_path(tmp_path):
         preprocess_lib.preprocess("referit", str(tmp_path / "absent"), str(tmp_path / "out"))
 
 
-def test_missing_vocabulary_asks_for_the_flag(tmp_path):
+def _manifest(out, dataset):
+    with open(os.path.join(out, dataset, "manifest.json")) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("name", ["vocabulary_Gref.txt", "vocabulary_referit.txt"])
+def test_packaged_vocabularies_are_the_original_files(name):
+    packaged = preprocess_lib.packaged_vocab_file(name)
+    assert packaged and packaged.startswith(os.path.dirname(preprocess_lib.__file__))
+    assert sha256(packaged) == sha256(shared_path("vocab", name))
+
+
+def test_packaged_vocabulary_is_used_when_data_root_has_none(tmp_path):
+    root = str(tmp_path / "referit")
+    fixtures.write_referit(root)
+    out = str(tmp_path / "out")
+    stats = preprocess_lib.preprocess("referit", root, out, splits=["test"], num_workers=1,
+                                      progress=False)
+    manifest = _manifest(out, "referit")
+    assert manifest["vocab_file"] == preprocess_lib.packaged_vocab_file("vocabulary_referit.txt")
+    assert manifest["vocab_size"] == 8803
+    record, = read_records(pipeline.shard_paths(out, "referit", "test"))
+    vocab = text.Vocabulary.from_file(manifest["vocab_file"])
+    np.testing.assert_array_equal(record["words"].numpy(), vocab.encode("middle thing", 20))
+    assert stats["test"].count == 1
+
+
+def test_vocab_file_flag_overrides_the_packaged_vocabulary(tmp_path, vocab):
+    root = str(tmp_path / "referit")
+    fixtures.write_referit(root)
+    mine = str(tmp_path / "mine.txt")
+    text.write_vocabulary(WORDS, mine)
+    out = str(tmp_path / "out")
+    preprocess_lib.preprocess("referit", root, out, splits=["test"], vocab_file=mine,
+                              num_workers=1, progress=False)
+    assert _manifest(out, "referit")["vocab_file"] == os.path.abspath(mine)
+    assert _manifest(out, "referit")["vocab_size"] == len(WORDS)
+
+
+def test_missing_vocabulary_everywhere_asks_for_the_flag(tmp_path, monkeypatch):
     fixtures.write_referit(str(tmp_path))
+    monkeypatch.setattr(preprocess_lib, "PACKAGED_VOCAB_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="--vocab_file"):
         preprocess_lib.preprocess("referit", str(tmp_path), str(tmp_path / "out"))
 
@@ -254,7 +298,7 @@ def test_rerun_after_interruption_writes_only_the_missing_shard(tmp_path, vocab)
         assert os.stat(os.path.join(out, name)).st_mtime_ns == 10**18
     records = read_records(pipeline.shard_paths(str(tmp_path), "tiny", "train"))
     sent_ids = [r["sent_id"].numpy().decode() for r in records]
-    assert sent_ids == [str(i) for i in range(12)]
+    assert sent_ids == [str(i) for i in preprocess_lib.training_permutation(12)]
     assert second.count == first.count == 12
 
 
@@ -391,3 +435,95 @@ def test_group_by_image_makes_each_image_consecutive_and_is_stable():
     refs = [expr("b", "1"), expr("a", "2"), expr("b", "3"), expr("c", "4"), expr("a", "5")]
     grouped = group_by_image(refs)
     assert [e.ref_id for e in grouped] == ["1", "3", "2", "5", "4"]
+
+
+# ---------------------------------------------------------------------------
+# Degenerate samples: scored on evaluation splits, as the original
+
+
+class DegenerateSource(TinySource):
+    """Images 0-2, two sentences each: image 0's mask is empty, image 1's mask is
+    10x16 for a 12x16 image, image 2 is normal."""
+
+    def load_mask(self, expr):
+        k = int(expr.image_id)
+        if k == 0:
+            return np.zeros((12, 16), bool)
+        if k == 1:
+            return fixtures.rect_mask(10, 16, (2, 2, 9, 8))
+        return super().load_mask(expr)
+
+
+def test_degenerate_samples_are_kept_on_evaluation_splits_and_counted(tmp_path):
+    stats = preprocess_lib.build_dataset(DegenerateSource(6), str(tmp_path), build_vocab=True,
+                                         image_size=16, num_workers=1, progress=False)
+    train, val = stats["train"], stats["val"]
+    assert (train.count, train.skipped) == (2, {"empty_mask": 2, "mask_size_mismatch": 2})
+    assert train.degenerate_records == 0
+    assert (val.count, val.skipped) == (6, {})
+    assert val.degenerate == {"empty_mask": 2, "mask_size_mismatch": 2}
+    assert val.degenerate_records == 4
+    assert "scored but degenerate: 4 (empty_mask 2, mask_size_mismatch 2)" in val.summary()
+    entry = _manifest(str(tmp_path), "tiny")["splits"]["val"]
+    assert (entry["degenerate"], entry["degenerate_records"]) == (val.degenerate, 4)
+    records = read_records(pipeline.shard_paths(str(tmp_path), "tiny", "val"))
+    by_image = {r["image_id"].numpy().decode(): r for r in records}
+    assert by_image["0"]["degenerate"].numpy() == b"empty_mask"
+    assert not by_image["0"]["mask"].numpy().any()
+    assert by_image["1"]["degenerate"].numpy() == b"mask_size_mismatch"
+    # The mask keeps its own size; the image its own (the original scores at the mask's).
+    assert by_image["1"]["mask"].shape == (10, 16) and by_image["1"]["image"].shape == (12, 16, 3)
+    assert by_image["2"]["degenerate"].numpy() == b""
+
+
+def test_refer_masks_are_decoded_at_the_image_file_size(tmp_path, gref_vocab_file):
+    """The original decodes polygons at `im.shape`: instances.json's size is not used."""
+    root = str(tmp_path / "raw")
+    expected = fixtures.write_refer(root)
+    path = os.path.join(root, "refcoco", "instances.json")
+    with open(path) as f:
+        instances = json.load(f)
+    for image in instances["images"]:
+        if image["id"] == 1:
+            image["height"], image["width"] = 30, 40  # the file is 24x32
+    with open(path, "w") as f:
+        json.dump(instances, f)
+    out = str(tmp_path / "out")
+    stats = preprocess_lib.build_dataset(refer.ReferSource(root, "unc"), out, splits=["train"],
+                                         vocab_file=gref_vocab_file, num_workers=1,
+                                         progress=False)["train"]
+    assert stats.skipped == {} and stats.degenerate_records == 0
+    for record in read_records(pipeline.shard_paths(out, "unc", "train")):
+        if record["ann_id"].numpy() == b"101":
+            np.testing.assert_array_equal(record["mask"].numpy(),
+                                          image_ops.resize_and_pad_mask(expected["masks"][101],
+                                                                        320))
+
+
+def test_short_polygons_are_decoded_as_pycocotools_and_counted(tmp_path, gref_vocab_file):
+    from pycocotools import mask as cocomask
+
+    root = str(tmp_path / "raw")
+    fixtures.write_refer(root)
+    path = os.path.join(root, "refcoco", "instances.json")
+    with open(path) as f:
+        instances = json.load(f)
+    for ann in instances["annotations"]:
+        if ann["id"] == 101:  # train ref 1, two sentences
+            ann["segmentation"] = [fixtures.rect_polygon(2, 3, 10, 8), [20, 10, 30, 20]]
+    with open(path, "w") as f:
+        json.dump(instances, f)
+    out = str(tmp_path / "out")
+    stats = preprocess_lib.build_dataset(refer.ReferSource(root, "unc"), out, splits=["train"],
+                                         vocab_file=gref_vocab_file, num_workers=1,
+                                         progress=False)["train"]
+    assert stats.count == 3 and stats.degenerate == {"short_polygon": 2}
+    assert "kept but degenerate: 2 (short_polygon 2)" in stats.summary()
+    # pycocotools reads the 4-coordinate part as a polygon (it follows a longer
+    # first part) and draws nothing for it.
+    direct = np.max(cocomask.decode(cocomask.frPyObjects(
+        [fixtures.rect_polygon(2, 3, 10, 8), [20, 10, 30, 20]], 24, 32)), axis=2) > 0
+    source = refer.ReferSource(root, "unc")
+    expr = [e for e in source.expressions("train") if e.ann_id == "101"][0]
+    np.testing.assert_array_equal(source.load_mask(expr), direct)
+    assert source.mask_notes(expr) == ["short_polygon"]

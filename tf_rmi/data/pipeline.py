@@ -14,7 +14,8 @@ import glob
 import json
 import os
 import re
-from typing import Any, Dict, List, Optional
+import warnings
+from typing import Any, Callable, Dict, List, Optional
 
 import tensorflow as tf
 
@@ -143,6 +144,98 @@ def _check_records(paths: List[str], data_cfg, split: str, training: bool) -> No
             f"configuration asks for input_size={data_cfg.input_size}")
 
 
+# Shards read at once by the training stream (tf.data interleave, one record each in turn).
+INTERLEAVE_CYCLE = 4
+
+
+def largest_shard(tfrecord_dir: str, dataset: str, split: str) -> int:
+    """Records in the largest shard of `split` per the manifest (0 when unknown)."""
+    manifest = _manifest_or_none(tfrecord_dir, dataset) or {}
+    entry = (manifest.get("splits") or {}).get(split)
+    shards = entry.get("shards") if isinstance(entry, dict) else None
+    counts = [s.get("records") for s in shards or [] if isinstance(s, dict)]
+    return max([c for c in counts if isinstance(c, int)], default=0)
+
+
+def training_order(tfrecord_dir: str, dataset: str) -> Optional[str]:
+    """The manifest's `settings.train_order` ("random" or "file"), None when absent
+    (records written before tf_rmi recorded it were written in file order)."""
+    manifest = _manifest_or_none(tfrecord_dir, dataset) or {}
+    settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
+    return settings.get("train_order")
+
+
+def shuffled_records(files: tf.data.Dataset, read: Callable[[tf.Tensor], tf.data.Dataset],
+                     num_files: int, seed: int, shuffle_buffer: int,
+                     after_interleave: Optional[Callable] = None) -> tf.data.Dataset:
+    """One epoch of the training order: the files in a fresh seeded order every
+    epoch, `INTERLEAVE_CYCLE` of them read in turn, then a seeded shuffle buffer.
+
+    `read` maps one element of `files` to its records. Over records written in a
+    seeded random order (preprocessing's `train_order="random"`) with a buffer of
+    at least one shard, one epoch is close to a uniform permutation of the split
+    (see `tf_rmi.data.order_stats`); every record appears exactly once per epoch.
+    `after_interleave` (e.g. a tf.distribute record shard) runs before the buffer.
+    Deterministic for `seed` under `options.deterministic`.
+    """
+    if num_files > 1:
+        files = files.shuffle(num_files, seed=seed, reshuffle_each_iteration=True)
+    records = files.interleave(read, cycle_length=max(1, min(num_files, INTERLEAVE_CYCLE)),
+                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if after_interleave is not None:
+        records = after_interleave(records)
+    return records.shuffle(max(1, int(shuffle_buffer)), seed=seed,
+                           reshuffle_each_iteration=True)
+
+
+def train_examples(data_cfg, split: str, seed: int, repeat: bool = True,
+                   shuffle_buffer: int = 1000,
+                   input_context: Optional[tf.distribute.InputContext] = None
+                   ) -> tf.data.Dataset:
+    """The parsed training records (`schema.parse_example` dicts) in training order.
+
+    The shuffle buffer holds at least the largest shard (so that a shard's
+    records can leave in any order). Warns when the manifest says the records
+    were written in file order (each ref's sentences together): the stream is
+    then far from a random permutation; re-run `make preprocess`.
+    """
+    paths = shard_paths(data_cfg.tfrecord_dir, data_cfg.dataset, split)
+    _check_records(paths, data_cfg, split, training=True)
+    num_words = data_cfg.num_words
+    order = training_order(data_cfg.tfrecord_dir, data_cfg.dataset)
+    if order != "random":
+        warnings.warn(
+            f"The {split} records of {data_cfg.dataset} in {data_cfg.tfrecord_dir} were "
+            f"written in file order (manifest train_order: {order!r}), so consecutive "
+            "training samples often share an image, unlike the original's per-epoch random "
+            "permutation: re-run `make preprocess` (default train_order=random)", stacklevel=2)
+    buffer = max(int(shuffle_buffer),
+                 largest_shard(data_cfg.tfrecord_dir, data_cfg.dataset, split))
+
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    after_interleave = None
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        if len(paths) >= input_context.num_input_pipelines:
+            files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        else:
+            def after_interleave(records):
+                return records.shard(input_context.num_input_pipelines,
+                                     input_context.input_pipeline_id)
+    records = shuffled_records(files, tf.data.TFRecordDataset, len(paths), seed, buffer,
+                               after_interleave)
+    if repeat:
+        records = records.repeat()
+
+    def parse(serialized):
+        return schema.parse_example(serialized, num_words=num_words)
+
+    examples = (records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                .filter(lambda example: example["padded"]))
+    options = tf.data.Options()
+    options.deterministic = True
+    return examples.with_options(options)
+
+
 def train_dataset(data_cfg, split: str, batch_size: int, seed: int, repeat: bool = True,
                   shuffle_buffer: int = 1000, input_context: Optional[tf.distribute.InputContext] = None
                   ) -> tf.data.Dataset:
@@ -150,36 +243,18 @@ def train_dataset(data_cfg, split: str, batch_size: int, seed: int, repeat: bool
 
     Yields `({"images": float32 [N,S,S,3] Caffe-preprocessed BGR,
     "words": int32 [N,T]}, float32 mask [N,S,S,1] with values 0/1)`, N =
-    `batch_size` (incomplete final batches are dropped). Only padded records
-    are used. Deterministic for a fixed `seed`. With `input_context`
-    (tf.distribute), each input pipeline reads its own subset of the shards
-    (or of the records, when there are fewer shards than pipelines).
+    `batch_size` (incomplete final batches are dropped), in the order of
+    `train_examples` (each epoch close to a uniform random permutation of the
+    split, as the original's `data_reader`). Only padded records are used.
+    Deterministic for a fixed `seed`. With `input_context` (tf.distribute),
+    each input pipeline reads its own subset of the shards (or of the records,
+    when there are fewer shards than pipelines).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    paths = shard_paths(data_cfg.tfrecord_dir, data_cfg.dataset, split)
-    _check_records(paths, data_cfg, split, training=True)
-    size, num_words = data_cfg.input_size, data_cfg.num_words
-
-    files = tf.data.Dataset.from_tensor_slices(paths)
-    shard_records = False
-    if input_context is not None and input_context.num_input_pipelines > 1:
-        if len(paths) >= input_context.num_input_pipelines:
-            files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-        else:
-            shard_records = True
-    if len(paths) > 1:
-        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(paths), 4),
-                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if shard_records:
-        records = records.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        records = records.repeat()
-
-    def parse(serialized):
-        return schema.parse_example(serialized, num_words=num_words)
+    size = data_cfg.input_size
+    examples = train_examples(data_cfg, split, seed, repeat=repeat,
+                              shuffle_buffer=shuffle_buffer, input_context=input_context)
 
     def to_pair(example):
         image = tf.ensure_shape(example["image"], [size, size, 3])
@@ -187,9 +262,7 @@ def train_dataset(data_cfg, split: str, batch_size: int, seed: int, repeat: bool
         features = {"images": image_ops.caffe_preprocess_tf(image), "words": example["words"]}
         return features, tf.cast(mask, tf.float32)[:, :, tf.newaxis]
 
-    dataset = (records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-               .filter(lambda example: example["padded"])
-               .map(to_pair, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = (examples.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                .batch(batch_size, drop_remainder=True)
                .prefetch(tf.data.AUTOTUNE))
     options = tf.data.Options()

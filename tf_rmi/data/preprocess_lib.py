@@ -13,8 +13,15 @@ splits keep the original image and mask. Grayscale / RGBA images become RGB.
 Images and masks are stored as PNG (lossless), words as the first
 `num_words` vocabulary ids front-padded with 0.
 
-Expressions are cut into contiguous shards in the source's deterministic
-order; each shard is one task for a worker process, which loads, resizes and
+Training splits are written in a seeded random order (`train_order="random"`,
+the default: `training_permutation(n, TRAIN_ORDER_SEED)` of the source's
+order), so that the training stream, which reads a few shards at a time
+through a shuffle buffer, is close to the original's per-epoch permutation of
+all samples (`tf_rmi.data.order_stats` measures it); `train_order="file"`
+keeps the source's order (each ref's sentences together; faster to write,
+since a worker then resizes each ref's image once). Evaluation splits are
+grouped by image. Expressions are cut into contiguous shards in that order;
+each shard is one task for a worker process, which loads, resizes and
 encodes its samples and writes `<shard>.tmp-<pid>` before renaming it, so a
 shard file is either complete or absent. The parent only plans, tracks
 progress and keeps `manifest.json` up to date after every shard, so a rerun
@@ -22,9 +29,17 @@ after an interruption rewrites only the shards that are missing or whose
 checksum no longer matches (stale temporaries are removed). Output bytes are a
 function of the input and the settings only (not of the number of workers).
 
-Bad samples (missing or undecodable image, missing annotation, empty or
-undecodable sentence, empty mask, also after resizing) are skipped and counted
-by `DataError.reason`; `strict=True` raises the first one instead.
+Bad samples (missing or undecodable image, missing or undecodable
+annotation, empty or undecodable sentence) are skipped and counted by
+`DataError.reason`; `strict=True` raises the first one instead. Degenerate
+samples are another matter: the original scores EVERY sample of an evaluation
+split, so on evaluation splits a sample whose mask is empty, whose mask and
+image differ in size, or whose polygon has a part of fewer than 6 coordinates
+is written (flagged with its reasons in the record's `degenerate` key, counted
+in the manifest's `degenerate`) and scored as the original scores it. On
+training splits an empty mask (also after resizing) or a size mismatch is
+skipped and counted; a short polygon that still gives a mask is kept and
+counted as degenerate.
 """
 from __future__ import annotations
 
@@ -50,6 +65,8 @@ from tf_rmi.data.sources import DataError, Expression, Source
 MANIFEST_NAME = pipeline.MANIFEST_NAME
 BUILT_VOCAB_NAME = "vocabulary.txt"
 DEFAULT_RECORDS_PER_SHARD = 256
+TRAIN_ORDERS = ("random", "file")
+TRAIN_ORDER_SEED = 0  # recorded in the manifest's settings
 MANIFEST_FORMAT = "tf_rmi.tfrecords/1"
 
 
@@ -71,6 +88,9 @@ class SplitStats:
     written_shards: int  # shards written by this call
     reused_shards: int  # complete shards kept from an earlier run
     seconds: float
+    # reason -> records written although degenerate (scored on evaluation splits)
+    degenerate: Dict[str, int] = dataclasses.field(default_factory=dict)
+    degenerate_records: int = 0  # records with at least one reason
 
     def summary(self) -> str:
         kind = "resized-and-padded" if self.padded else "original size"
@@ -83,6 +103,10 @@ class SplitStats:
             lines.append(f"  skipped {total}: {parts}")
             for reason, message in sorted(self.skip_examples.items()):
                 lines.append(f"    e.g. {message}")
+        if self.degenerate_records:
+            parts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.degenerate.items()))
+            what = "scored but degenerate" if not self.padded else "kept but degenerate"
+            lines.append(f"  {what}: {self.degenerate_records} ({parts})")
         return "\n".join(lines)
 
 
@@ -97,6 +121,13 @@ def format_summary(stats: Dict[str, SplitStats]) -> str:
 def default_num_shards(count: int, records_per_shard: int = DEFAULT_RECORDS_PER_SHARD) -> int:
     """ceil(count / records_per_shard), at least 1 (about 50 MB per training shard)."""
     return max(1, math.ceil(count / records_per_shard))
+
+
+def training_permutation(count: int, seed: int = TRAIN_ORDER_SEED) -> np.ndarray:
+    """The order training records are written in: a permutation of range(count)
+    by numpy's legacy `RandomState(seed)` (its stream is frozen across numpy
+    versions, so the output bytes are too)."""
+    return np.random.RandomState(int(seed)).permutation(int(count))
 
 
 def shard_ranges(count: int, num_shards: int) -> List[Tuple[int, int]]:
@@ -255,20 +286,37 @@ def _encode_words(vocab: text.Vocabulary, expr: Expression, num_words: int) -> n
 
 
 def _encode_image_and_mask(source: Source, expr: Expression, padded: bool,
-                           image_size: int) -> Tuple[bytes, bytes, int, int]:
-    """(image PNG, mask PNG, original height, original width) of one ref."""
+                           image_size: int) -> Tuple[bytes, bytes, int, int, Tuple[str, ...]]:
+    """(image PNG, mask PNG, original height, original width, degenerate reasons)
+    of one ref. Evaluation splits keep degenerate samples (see the module
+    docstring); training splits skip empty and mismatched masks."""
     image = source.load_image(expr)
     try:
         rgb = image_ops.to_rgb(np.asarray(image))
     except (TypeError, ValueError) as err:
         raise DataError("unreadable_image", str(err), _where(expr)) from None
-    mask = np.asarray(source.load_mask(expr))
     height, width = rgb.shape[:2]
+    if getattr(source, "masks_follow_image", False):
+        # As the original: polygons decoded at the image file's size.
+        mask = np.asarray(source.load_mask(expr, image_shape=(height, width)))
+    else:
+        mask = np.asarray(source.load_mask(expr))
+    if mask.ndim != 2 or mask.size == 0:
+        raise DataError("invalid_annotation", f"mask of shape {mask.shape}", _where(expr))
+    notes_of = getattr(source, "mask_notes", None)
+    degenerate = list(notes_of(expr)) if notes_of else []
     if mask.shape != (height, width):
-        raise DataError("mask_size_mismatch", f"mask {mask.shape} but image "
-                        f"{(height, width)}", _where(expr))
+        if padded:
+            raise DataError("mask_size_mismatch", f"mask {mask.shape} but image "
+                            f"{(height, width)}", _where(expr))
+        # The original maps the prediction to the mask's size and scores it there.
+        degenerate.append("mask_size_mismatch")
     if not mask.any():
-        raise DataError("empty_mask", "the referred region is empty", _where(expr))
+        if padded:
+            raise DataError("empty_mask", "the referred region is empty", _where(expr))
+        # Scored as the original: a failure at every threshold, its predicted
+        # pixels added to the union.
+        degenerate.append("empty_mask")
     if padded:
         try:
             rgb = image_ops.resize_and_pad(rgb, image_size)
@@ -278,7 +326,8 @@ def _encode_image_and_mask(source: Source, expr: Expression, padded: bool,
         if not mask.any():
             raise DataError("empty_mask", f"the referred region vanishes when resized to "
                             f"{image_size}x{image_size}", _where(expr))
-    return schema.encode_png(rgb), schema.encode_mask_png(mask), height, width
+    return (schema.encode_png(rgb), schema.encode_mask_png(mask), height, width,
+            tuple(degenerate))
 
 
 def _serialize(expr: Expression, task: _ShardTask, cache: Dict[str, Any]) -> bytes:
@@ -296,12 +345,12 @@ def _serialize(expr: Expression, task: _ShardTask, cache: Dict[str, Any]) -> byt
         cache["key"], cache["value"] = key, value
     if isinstance(cache["value"], DataError):
         raise cache["value"]
-    image_png, mask_png, height, width = cache["value"]
+    image_png, mask_png, height, width, degenerate = cache["value"]
     example = schema.make_example(
         image_png, mask_png, words, expr.sentence, expr.image_id, expr.ref_id,
-        expr.ann_id, expr.sent_id, height, width, task.padded)
+        expr.ann_id, expr.sent_id, height, width, task.padded, degenerate=degenerate)
     # Map fields (the feature dict) serialize in a fixed order only on request.
-    return example.SerializeToString(deterministic=True)
+    return example.SerializeToString(deterministic=True), degenerate
 
 
 def _error_parts(err: DataError) -> Tuple[str, str, Optional[str]]:
@@ -323,6 +372,8 @@ def _write_shard(task: _ShardTask) -> Dict[str, Any]:
     counter: _Counter = _WORKER["counter"]
     tmp = f"{task.path}.tmp-{os.getpid()}"
     skipped: collections.Counter = collections.Counter()
+    degenerate: collections.Counter = collections.Counter()
+    degenerate_records = 0
     examples: Dict[str, str] = {}
     records = 0
     cache: Dict[str, Any] = {}
@@ -330,7 +381,7 @@ def _write_shard(task: _ShardTask) -> Dict[str, Any]:
         with tf.io.TFRecordWriter(tmp) as writer:
             for expr in task.expressions:
                 try:
-                    serialized = _serialize(expr, task, cache)
+                    serialized, reasons = _serialize(expr, task, cache)
                 except DataError as err:
                     if task.strict:
                         return {"index": task.index, "error": _error_parts(err)}
@@ -339,6 +390,8 @@ def _write_shard(task: _ShardTask) -> Dict[str, Any]:
                 else:
                     writer.write(serialized)
                     records += 1
+                    degenerate.update(reasons)
+                    degenerate_records += bool(reasons)
                 finally:
                     counter.add(1)
         sha256 = file_sha256(tmp)
@@ -348,7 +401,8 @@ def _write_shard(task: _ShardTask) -> Dict[str, Any]:
             os.remove(tmp)
     return {"index": task.index, "file": os.path.basename(task.path), "records": records,
             "sha256": sha256, "skipped": dict(sorted(skipped.items())),
-            "skip_examples": examples}
+            "skip_examples": examples, "degenerate": dict(sorted(degenerate.items())),
+            "degenerate_records": degenerate_records}
 
 
 # ----------------------------------------------------------------------------
@@ -457,7 +511,8 @@ def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str
                 image_size: int = image_ops.DEFAULT_SIZE, strict: bool = False,
                 progress: bool = True, num_words: int = text.DEFAULT_NUM_WORDS,
                 vocab_file: Optional[str] = None,
-                settings: Optional[Dict[str, Any]] = None) -> SplitStats:
+                settings: Optional[Dict[str, Any]] = None,
+                train_order: str = "random") -> SplitStats:
     """Writes the shards of one split into `out_dir` and records them in
     `out_dir/manifest.json`.
 
@@ -473,14 +528,22 @@ def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str
       vocab_file: recorded in the manifest (relative to `out_dir` or absolute).
       settings: extra settings recorded in the manifest (e.g. the shapes seed);
         records written with other settings are never mixed in.
+      train_order: "random" writes a training split in the seeded order
+        `training_permutation` (the default); "file" in the source's order.
 
     Returns the split's SplitStats. Complete shards of an earlier run with the
     same inputs and settings (checksum as in the manifest) are kept.
     """
     start = time.monotonic()
+    if train_order not in TRAIN_ORDERS:
+        raise ValueError(f"train_order must be one of {TRAIN_ORDERS}, got {train_order!r}")
     padded = split in config.TRAIN_SPLITS
     expressions = list(source.expressions(split))
-    if not padded:
+    if padded and train_order == "random":
+        # The original reads a fresh random permutation of all samples every
+        # epoch; records in random order let the shard stream come close to it.
+        expressions = [expressions[i] for i in training_permutation(len(expressions))]
+    elif not padded:
         # Evaluation shares one trunk pass among consecutive same-image records.
         expressions = group_by_image(expressions)
     num_shards = int(num_shards) if num_shards else default_num_shards(len(expressions))
@@ -530,18 +593,24 @@ def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str
     _run_tasks(tasks, source, vocab, num_workers, on_result, meter, strict)
 
     skipped: collections.Counter = collections.Counter()
+    degenerate: collections.Counter = collections.Counter()
     examples: Dict[str, str] = {}
     for index in sorted(complete):
         skipped.update(complete[index].get("skipped") or {})
+        degenerate.update(complete[index].get("degenerate") or {})
         for reason, message in (complete[index].get("skip_examples") or {}).items():
             examples.setdefault(reason, message)
+    degenerate_records = sum(int(s.get("degenerate_records") or 0) for s in complete.values())
     entry.update(complete=True, count=sum(s["records"] for s in complete.values()),
-                 skipped=dict(sorted(skipped.items())))
+                 skipped=dict(sorted(skipped.items())),
+                 degenerate=dict(sorted(degenerate.items())),
+                 degenerate_records=degenerate_records)
     save()
     stats = SplitStats(split=split, expressions=len(expressions), count=entry["count"],
                        skipped=entry["skipped"], skip_examples=examples,
                        shards=entry["shards"], padded=padded, written_shards=len(tasks),
-                       reused_shards=reused, seconds=time.monotonic() - start)
+                       reused_shards=reused, seconds=time.monotonic() - start,
+                       degenerate=entry["degenerate"], degenerate_records=degenerate_records)
     if progress:
         sys.stderr.write(stats.summary() + "\n")
     return stats
@@ -562,7 +631,8 @@ def build_dataset(source: Source, output_dir: str, splits: Optional[Sequence[str
                   image_size: int = image_ops.DEFAULT_SIZE,
                   num_words: int = text.DEFAULT_NUM_WORDS, strict: bool = False,
                   progress: bool = True,
-                  settings: Optional[Dict[str, Any]] = None) -> Dict[str, SplitStats]:
+                  settings: Optional[Dict[str, Any]] = None,
+                  train_order: str = "random") -> Dict[str, SplitStats]:
     """Writes every requested split of `source` under `<output_dir>/<source.name>`.
 
     The vocabulary is `vocab_file`, or, with `build_vocab` or for a source
@@ -578,6 +648,8 @@ def build_dataset(source: Source, output_dir: str, splits: Optional[Sequence[str
                          f"{list(available)}")
     out_dir = os.path.join(output_dir, source.name)
     settings = dict(settings or {})
+    # How training splits are ordered (pipeline.training_order reads it back).
+    settings.update(train_order=train_order, train_order_seed=TRAIN_ORDER_SEED)
     fixed = None if build_vocab else source.fixed_vocabulary()
     if build_vocab or source.vocab_name is None:
         if fixed is not None:  # the source's own word list (the synthetic set's grammar)
@@ -608,7 +680,7 @@ def build_dataset(source: Source, output_dir: str, splits: Optional[Sequence[str
         stats[split] = build_split(
             source, split, vocab, out_dir, num_shards=num_shards, num_workers=num_workers,
             image_size=image_size, strict=strict, progress=progress, num_words=num_words,
-            vocab_file=manifest_vocab, settings=settings)
+            vocab_file=manifest_vocab, settings=settings, train_order=train_order)
     return stats
 
 
@@ -639,16 +711,30 @@ def make_source(dataset: str, data_root: Optional[str], seed: int = 0,
     return ReferSource(data_root, dataset)
 
 
-def find_vocab_file(vocab_name: Optional[str], data_root: Optional[str]) -> Optional[str]:
-    """The original vocabulary file in `data_root` or its parent (the release
-    kept data/vocabulary_*.txt beside data/referit/), or None."""
-    if not vocab_name or not data_root:
+# The original release's vocabularies (its data/vocabulary_*.txt), shipped as package data.
+PACKAGED_VOCAB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vocab")
+
+
+def packaged_vocab_file(vocab_name: Optional[str]) -> Optional[str]:
+    """The copy of the original `vocab_name` shipped in `tf_rmi/data/vocab/`, or None."""
+    if not vocab_name:
         return None
-    for directory in (data_root, os.path.dirname(os.path.abspath(data_root))):
-        path = os.path.join(directory, vocab_name)
-        if os.path.isfile(path):
-            return path
-    return None
+    path = os.path.join(PACKAGED_VOCAB_DIR, vocab_name)
+    return path if os.path.isfile(path) else None
+
+
+def find_vocab_file(vocab_name: Optional[str], data_root: Optional[str]) -> Optional[str]:
+    """The original vocabulary file: in `data_root` or its parent (the release
+    kept data/vocabulary_*.txt beside data/referit/), else the copy shipped
+    with the package (`tf_rmi/data/vocab/`), else None."""
+    if not vocab_name:
+        return None
+    if data_root:
+        for directory in (data_root, os.path.dirname(os.path.abspath(data_root))):
+            path = os.path.join(directory, vocab_name)
+            if os.path.isfile(path):
+                return path
+    return packaged_vocab_file(vocab_name)
 
 
 def preprocess(dataset: str, data_root: Optional[str], output_dir: str,
@@ -658,7 +744,8 @@ def preprocess(dataset: str, data_root: Optional[str], output_dir: str,
                image_size: int = image_ops.DEFAULT_SIZE,
                num_words: int = text.DEFAULT_NUM_WORDS, strict: bool = False, seed: int = 0,
                progress: bool = True,
-               shapes_args: Optional[dict] = None) -> Dict[str, SplitStats]:
+               shapes_args: Optional[dict] = None,
+               train_order: str = "random") -> Dict[str, SplitStats]:
     """`build_dataset` for a dataset flag, finding the original vocabulary
     when none is given. Returns {split: SplitStats}."""
     source = make_source(dataset, data_root, seed, shapes_args)
@@ -669,11 +756,12 @@ def preprocess(dataset: str, data_root: Optional[str], output_dir: str,
         vocab_file = find_vocab_file(source.vocab_name, data_root)
         if vocab_file is None:
             raise FileNotFoundError(
-                f"{dataset} uses the original {source.vocab_name}, not found in {data_root} "
-                "or its parent: pass --vocab_file=<path to it> (or --build_vocab to build "
-                "a new vocabulary from the training split)")
+                f"{dataset} uses the original {source.vocab_name}, not found in {data_root}, "
+                f"its parent or {PACKAGED_VOCAB_DIR} (the copy shipped with tf_rmi; "
+                "reinstall the package to restore it): pass --vocab_file=<path to it> (or "
+                "--build_vocab to build a new vocabulary from the training split)")
     return build_dataset(
         source, output_dir, splits=splits or None, vocab_file=vocab_file,
         build_vocab=build_vocab, min_count=min_count, num_shards=num_shards,
         num_workers=num_workers, image_size=image_size, num_words=num_words, strict=strict,
-        progress=progress, settings=settings)
+        progress=progress, settings=settings, train_order=train_order)

@@ -17,7 +17,9 @@ As the original `build_batches.py`: one expression per (ref, sentence), the
 sentence is the ref sentence's `sent` field (REFER's lower-cased form, not
 `raw`), the image name is built from the image id, and the mask is the union
 of the annotation's polygons (pycocotools `frPyObjects` + `decode`, max over
-parts). The original iterated a Python 2 dict of refs (arbitrary order); we
+parts), decoded at the size of the image FILE (the original passes
+`im.shape`), and polygons go to `frPyObjects` as they are, short ones
+included (`mask_notes` names them). The original iterated a Python 2 dict of refs (arbitrary order); we
 keep the file order, refs first and their sentences in order.
 """
 from __future__ import annotations
@@ -148,7 +150,13 @@ def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarra
     """bool [height, width]: the union of a COCO segmentation.
 
     Polygons (a list of [x0, y0, x1, y1, ...]) go through pycocotools
-    `frPyObjects` and `decode` with the maximum over parts, as the original.
+    `frPyObjects` and `decode` with the maximum over parts, as the original,
+    with no check of their own: a part with fewer than 6 coordinates is treated
+    as pycocotools treats it (after a first part of more than 4 coordinates,
+    every part is a polygon: odd lengths lose the last value, a part of 2-5
+    coordinates draws a degenerate polygon, an empty one nothing); a list that
+    pycocotools refuses (first part of at most 4 coordinates, which it reads as
+    boxes and rejects) raises ValueError (the original stopped there).
     An RLE dict with uncompressed (list) counts goes through `frPyObjects`; one
     with compressed (string) counts is decoded directly. Raises ValueError for
     anything else.
@@ -159,9 +167,11 @@ def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarra
         if not segmentation:
             raise ValueError("empty polygon list")
         polygons = [list(map(float, polygon)) for polygon in segmentation]
-        if any(len(polygon) < 6 or len(polygon) % 2 for polygon in polygons):
-            raise ValueError("a polygon needs an even number (>= 6) of coordinates")
-        rles = cocomask.frPyObjects(polygons, height, width)
+        try:
+            rles = cocomask.frPyObjects(polygons, height, width)
+        except Exception as err:  # pycocotools raises TypeError, IndexError, bare Exception
+            raise ValueError(f"pycocotools frPyObjects refuses the polygons "
+                             f"(part lengths {[len(p) for p in polygons]}): {err}") from None
         return np.max(cocomask.decode(rles), axis=2) > 0
     if isinstance(segmentation, dict) and "counts" in segmentation:
         counts = segmentation["counts"]
@@ -200,6 +210,8 @@ class ReferSource(Source):
     """
 
     vocab_name = "vocabulary_Gref.txt"  # the original uses it for unc, unc+ and Gref
+    # Preprocessing passes the decoded image's (height, width) to `load_mask`.
+    masks_follow_image = True
 
     def __init__(self, data_root: str, dataset: str, split_by: Optional[str] = None,
                  image_dir: Optional[str] = None):
@@ -292,8 +304,21 @@ class ReferSource(Source):
         except ValueError:
             return value
 
-    def load_mask(self, expr: Expression) -> np.ndarray:
-        """bool [H,W] at the size instances.json gives the image."""
+    def mask_notes(self, expr: Expression) -> List[str]:
+        """Degenerate-annotation notes of one expression: ["short_polygon"] when a
+        polygon part has fewer than 6 coordinates (decoded as pycocotools does)."""
+        ann = self._annotations.get(self._key(expr.ann_id))
+        segmentation = ann.get("segmentation") if ann else None
+        if isinstance(segmentation, list) and any(
+                not isinstance(p, (list, tuple)) or len(p) < 6 for p in segmentation):
+            return ["short_polygon"]
+        return []
+
+    def load_mask(self, expr: Expression, image_shape: Optional[Tuple[int, int]] = None
+                  ) -> np.ndarray:
+        """bool [H,W]: polygons decoded at `image_shape` (the image file's
+        (height, width), as the original), by default at the size instances.json
+        gives the image; an RLE at its own size."""
         where = f"{self.instances_path} annotation {expr.ann_id}"
         ann = self._annotations.get(self._key(expr.ann_id))
         if ann is None:
@@ -301,6 +326,8 @@ class ReferSource(Source):
                             f"ref {expr.ref_id} names annotation {expr.ann_id}, "
                             "which instances.json does not hold", where)
         size = self._image_sizes.get(self._key(expr.image_id))
+        if image_shape is not None:
+            size = (int(image_shape[0]), int(image_shape[1]))
         if size is None:
             raise DataError("missing_annotation",
                             f"image {expr.image_id} is not in instances.json", where)
@@ -309,7 +336,4 @@ class ReferSource(Source):
         except (ValueError, TypeError, KeyError) as err:
             raise DataError("invalid_annotation", f"cannot decode segmentation ({err})",
                             where) from None
-        if mask.shape != size:
-            raise DataError("invalid_annotation", f"segmentation size {mask.shape} differs "
-                            f"from the image size {size}", where)
         return mask

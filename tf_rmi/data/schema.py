@@ -7,8 +7,11 @@ as one `.npz` batch file of the original `build_batches.py`):
   padded to S x S; evaluation records: the original image);
 - the mask as a single-channel PNG with values 0/1, same size as the image;
 - the T word ids (int64 list, front-padded with 0), the raw sentence, the
-  dataset ids as strings, the original image size, and whether the record was
-  resized-and-padded.
+  dataset ids as strings, the original image size, whether the record was
+  resized-and-padded, and why the sample is degenerate (comma-separated
+  reasons such as `empty_mask`, `mask_size_mismatch`, `short_polygon`; empty for
+  a normal sample). Evaluation splits keep degenerate samples and score them as
+  the original does; records without the key (schema 1) read as not degenerate.
 
 `parse_example` uses TensorFlow ops only, so it runs inside `tf.data.map`.
 """
@@ -22,7 +25,7 @@ import tensorflow as tf
 from PIL import Image
 
 # Bumped whenever keys or encodings change; the preprocess manifest records it.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the `degenerate` key
 FEATURE_VERSION = SCHEMA_VERSION
 
 IMAGE_KEY = "image/png"
@@ -36,8 +39,10 @@ SENT_ID_KEY = "sent_id"
 ORIG_HEIGHT_KEY = "orig_height"
 ORIG_WIDTH_KEY = "orig_width"
 PADDED_KEY = "padded"
+DEGENERATE_KEY = "degenerate"
 
-_STRING_KEYS = (SENTENCE_KEY, IMAGE_ID_KEY, REF_ID_KEY, ANN_ID_KEY, SENT_ID_KEY)
+_STRING_KEYS = (SENTENCE_KEY, IMAGE_ID_KEY, REF_ID_KEY, ANN_ID_KEY, SENT_ID_KEY,
+                DEGENERATE_KEY)
 
 _FEATURES = {
     IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
@@ -51,6 +56,7 @@ _FEATURES = {
     ORIG_HEIGHT_KEY: tf.io.FixedLenFeature([], tf.int64),
     ORIG_WIDTH_KEY: tf.io.FixedLenFeature([], tf.int64),
     PADDED_KEY: tf.io.FixedLenFeature([], tf.int64),
+    DEGENERATE_KEY: tf.io.FixedLenFeature([], tf.string, default_value=b""),
 }
 
 
@@ -85,10 +91,13 @@ def _bytes(value: Union[str, bytes]) -> bytes:
 
 def make_example(image_png: bytes, mask_png: bytes, word_ids: Sequence[int],
                  sentence: Union[str, bytes], image_id, ref_id, ann_id, sent_id,
-                 orig_height: int, orig_width: int, padded: bool) -> tf.train.Example:
+                 orig_height: int, orig_width: int, padded: bool,
+                 degenerate: Sequence[str] = ()) -> tf.train.Example:
     """One expression as a `tf.train.Example` (see the module docstring).
 
     Ids may be str or int (stored as UTF-8 strings). `word_ids` is [T].
+    `degenerate`: the reasons this sample is degenerate (stored joined by ",";
+    the key is omitted when there are none).
     """
     if not image_png or not mask_png:
         raise ValueError("make_example needs non-empty image and mask PNG bytes")
@@ -117,6 +126,11 @@ def make_example(image_png: bytes, mask_png: bytes, word_ids: Sequence[int],
         ORIG_WIDTH_KEY: i([orig_width]),
         PADDED_KEY: i([1 if padded else 0]),
     }
+    if degenerate:
+        if any(not r or "," in r for r in degenerate):
+            raise ValueError(f"degenerate reasons must be non-empty and free of commas, "
+                             f"got {list(degenerate)!r}")
+        feature[DEGENERATE_KEY] = b(",".join(degenerate))
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
@@ -127,7 +141,8 @@ def parse_example(serialized, num_words: Optional[int] = None) -> Dict[str, tf.T
     `words` int32 [T] (static T when `num_words` is given; a record of another
     length then fails the shape check), `sentence`, `image_id`, `ref_id`,
     `ann_id`, `sent_id` tf.string scalars, `orig_height`, `orig_width` int32
-    scalars, `padded` bool scalar.
+    scalars, `padded` bool scalar, `degenerate` tf.string scalar ("" for a
+    normal sample, else comma-separated reasons).
     """
     parsed = tf.io.parse_single_example(serialized, _FEATURES)
     image = tf.io.decode_png(parsed[IMAGE_KEY], channels=3)

@@ -7,8 +7,11 @@ Sources:
   `group_1/conv1/DW`, ... without the scope, batch norms with `factor`).
   The ASPP classifier `fc1_voc12/...` is not used and is reported as unused.
 - The ImageNet ResNet-101 of chenxi116/TF-resnet in the same two forms
-  (`ResNet/...`; no factor; `fc1000/{DW,biases}` is the classifier).
-- Keras Applications ResNet101 ImageNet weights
+  (`ResNet/...`; no factor; `fc1000/{DW,biases}` is the classifier):
+  `ResNet101_init.tfmodel`, the file the original's R rows start from and the
+  default of the R experiment configs.
+- Keras Applications ResNet101 ImageNet weights (an alternative for the R rows,
+  not the original's file)
   (`resnet101_weights_tf_dim_ordering_tf_kernels[_notop].h5`), whose conv biases
   and batch-norm epsilon are folded into our bias-free conv + frozen BN units; the
   import ends by checking our units against Keras' own layers on the same input.
