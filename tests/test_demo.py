@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tf_rmi import metrics
-from tf_rmi.demo import DemoConfig, compare_models, paper_relative_gains, run_demo
+from tf_rmi.demo import DemoConfig, compare_models, run_demo
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +102,9 @@ def test_bootstrap_interval_contains_zero_for_equal_models():
         metrics.bootstrap_overall_iou_difference([1], [2], [1, 2], [2, 3])
 
 
-def test_paper_relative_gains_are_read_from_the_shared_csv():
-    from tests.conftest import shared_path
-
-    rows = paper_relative_gains(shared_path("paper", "length_breakdown.csv"))
-    assert {r["dataset"] for r in rows} >= {"Gref", "unc", "unc+", "referit"}
-    assert all(set(r) >= {"words", "R+LSTM", "R+RMI", "relative_gain_percent"} for r in rows)
+def test_summary_prints_the_papers_relative_gains(demo_run):
+    _, out, _, summary = demo_run
+    assert set(summary["paper_relative_gain"]) >= {"Gref", "unc", "unc+", "referit"}
+    table = open(os.path.join(out, "summary.md")).read()
+    gain = summary["paper_relative_gain"]["Gref"][-1]["relative_gain_percent"]
+    assert f"{gain:+.2f} %" in table

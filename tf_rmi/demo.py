@@ -19,7 +19,6 @@ and figures to experiments/demo/:
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -37,10 +36,6 @@ flags.DEFINE_integer("eval_every", None, "Validation interval in steps (default:
 flags.DEFINE_integer("num_train_images", None, "Synthetic training images (default: DemoConfig's).")
 flags.DEFINE_integer("num_test_images", None, "Synthetic test images (default: DemoConfig's).")
 flags.DEFINE_bool("crf", True, "Also score DenseCRF predictions.")
-
-# The paper's Tables 2-5 (read, never retyped): ../shared/paper beside the checkout.
-PAPER_LENGTH_CSV = os.path.join("..", "shared", "paper", "length_breakdown.csv")
-
 
 @dataclasses.dataclass
 class DemoConfig:
@@ -205,16 +200,11 @@ def compare_models(rmi: dict, lstm: dict, bounds, num_resamples: int = 2000) -> 
     return {"overall": overall, "groups": groups}
 
 
-def paper_relative_gains(path: str = None) -> List[dict]:
-    """The paper's Tables 2-5 rows (dataset, words, R+LSTM, R+RMI, relative gain)
-    from ../shared/paper/length_breakdown.csv, or [] when it is not beside the checkout."""
-    path = path or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                PAPER_LENGTH_CSV)
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        rows = [line for line in f if not line.startswith("#")]
-    return [dict(row) for row in csv.DictReader(rows)]
+def paper_relative_gains() -> Dict[str, List[dict]]:
+    """The paper's Tables 2-5 by dataset (`paper_tables.load_length_breakdown`)."""
+    from tf_rmi.data import paper_tables
+
+    return paper_tables.load_length_breakdown()
 
 
 def plot_learning_curves(curves: Dict[str, List[dict]], path: str) -> Optional[str]:
@@ -322,17 +312,15 @@ def summary_markdown(summary: dict) -> str:
     o = comparison["overall"]
     lines.append(f"| all | {o['count']} | | | {100 * o['difference']:+.2f} "
                  f"[{100 * o['low']:+.2f}, {100 * o['high']:+.2f}] | |")
-    paper = summary.get("paper_relative_gain") or []
+    paper = summary.get("paper_relative_gain") or {}
     if paper:
         lines += ["", "The paper's relative gain of R+RMI over R+LSTM by length group "
-                  "(Tables 2-5, ../shared/paper/length_breakdown.csv):", "",
+                  "(Tables 2-5, tf_rmi/data/published/length_breakdown.csv):", "",
                   "| dataset | group 1 | group 2 | group 3 | group 4 |", "|---|---|---|---|---|"]
-        by_dataset: Dict[str, List[dict]] = {}
-        for row in paper:
-            by_dataset.setdefault(row["dataset"], []).append(row)
-        for dataset, rows in by_dataset.items():
+        for dataset, rows in paper.items():
             lines.append(f"| {dataset} | " + " | ".join(
-                f"{r['words']} w: +{float(r['relative_gain_percent']):.2f} %" for r in rows) + " |")
+                f"{r['words'][0]}-{r['words'][1]} w: {r['relative_gain_percent']:+.2f} %"
+                for r in rows) + " |")
     t = summary["targets"]
 
     def verdict(ok):

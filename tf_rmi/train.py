@@ -23,7 +23,8 @@ flags.DEFINE_integer("snapshot_every", None, "Steps between checkpoints (default
 flags.DEFINE_integer("batch_size", 1, "Batch size PER REPLICA (the original: 1).")
 flags.DEFINE_float("learning_rate", 2.5e-4, "Start of the polynomial decay (ends at 1e-5).")
 flags.DEFINE_string("pretrained", None, "Trunk weights: DeepLab/ResNet checkpoint or .npy, Keras .h5.")
-flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept.")
+flags.DEFINE_integer("keep_checkpoints", None, "Checkpoints kept (default per dataset: every "
+                     "snapshot for the paper datasets, as the original).")
 flags.DEFINE_enum("strategy", "default", list(train_lib.STRATEGIES), "tf.distribute strategy.")
 flags.DEFINE_enum("precision", "float32", list(train_lib.PRECISIONS), "Keras dtype policy.")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the forward/backward pass.")

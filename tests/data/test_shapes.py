@@ -379,3 +379,18 @@ def test_every_generated_word_is_in_the_vocabulary():
     # Pieces that carry whitespace (", ") stay <unk>, as in the original vocabularies.
     assert {w for w in words if w == w.strip()} <= vocab
     assert len(words & vocab) > 50
+
+
+def test_object_scale_enlarges_every_object_and_keeps_the_size_classes():
+    plain = shapes.generate_scene(2, "train", 0, 128, 128)
+    big = shapes.generate_scene(2, "train", 0, 128, 128, object_scale=1.3)
+    radii = lambda scene, size: [o.radius / 128 for o in scene.objects if o.size == size]  # noqa
+    for size, (low, high) in shapes._RADIUS_RANGE.items():
+        assert all(1.3 * low <= r <= 1.3 * high for r in radii(big, size))
+        assert all(low <= r <= high for r in radii(plain, size))
+    src = shapes.ShapesSource(seed=2, num_train_images=2, num_val_images=1, num_test_images=1,
+                              min_size=128, max_size=128, object_scale=1.3)
+    expr = src.expressions("train")[0]
+    assert src.load_mask(expr).sum() > 0 and src.scene("train", 0) == big
+    with pytest.raises(ValueError, match="object_scale"):
+        shapes.ShapesSource(object_scale=2.0)

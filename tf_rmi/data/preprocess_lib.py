@@ -751,7 +751,8 @@ def preprocess(dataset: str, data_root: Optional[str], output_dir: str,
     source = make_source(dataset, data_root, seed, shapes_args)
     settings = {}
     if dataset == "shapes":
-        settings = {"seed": int(seed), **{k: int(v) for k, v in (shapes_args or {}).items()}}
+        settings = {"seed": int(seed), **{k: (v if isinstance(v, float) else int(v))
+                                          for k, v in (shapes_args or {}).items()}}
     if not (build_vocab or source.vocab_name is None or vocab_file):
         vocab_file = find_vocab_file(source.vocab_name, data_root)
         if vocab_file is None:

@@ -195,7 +195,7 @@ def _sample_attributes(rng: np.random.Generator, count: int) -> List[Tuple[str, 
             for _ in range(count)]
 
 
-def _place_objects(rng, attributes, height, width) -> List[SceneObject]:
+def _place_objects(rng, attributes, height, width, object_scale: float = 1.0) -> List[SceneObject]:
     """Positions by rejection: each object stays >= 65% visible after all paints.
 
     Objects are placed in paint order; a new object is accepted when no earlier
@@ -210,7 +210,7 @@ def _place_objects(rng, attributes, height, width) -> List[SceneObject]:
     objects: List[SceneObject] = []
     for shape, colour, size in attributes:
         low, high = _RADIUS_RANGE[size]
-        radius = float(rng.uniform(low, high) * short_side)
+        radius = float(rng.uniform(low, high) * object_scale * short_side)
         jitter = rng.integers(-_COLOUR_JITTER, _COLOUR_JITTER + 1, size=3)
         rgb = tuple(int(v) for v in np.clip(np.array(COLOURS[colour]) + jitter, 0, 255))
         for _ in range(60):
@@ -253,7 +253,7 @@ def _sample_background(rng: np.random.Generator) -> Background:
 
 
 def generate_scene(seed: int, split: str, index: int, min_size: int = 120,
-                   max_size: int = 200) -> Scene:
+                   max_size: int = 200, object_scale: float = 1.0) -> Scene:
     """The scene of image `index` of `split`: a pure function of its arguments.
 
     Height and width are drawn independently in [min_size, max_size], so
@@ -267,7 +267,8 @@ def generate_scene(seed: int, split: str, index: int, min_size: int = 120,
     background = _sample_background(rng)
     while True:  # terminates: 3 objects always fit at these sizes
         count = int(rng.integers(3, 7))
-        objects = _place_objects(rng, _sample_attributes(rng, count), height, width)
+        objects = _place_objects(rng, _sample_attributes(rng, count), height, width,
+                                 object_scale)
         if len(objects) >= 3:
             break
     return Scene(int(seed), split, int(index), height, width, tuple(objects), background)
@@ -781,10 +782,11 @@ def image_id(split: str, index: int) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _rendered(seed: int, split: str, index: int, min_size: int, max_size: int):
+def _rendered(seed: int, split: str, index: int, min_size: int, max_size: int,
+              object_scale: float = 1.0):
     """(scene, image, masks) of one image; cached because an image serves
     several expressions. Callers must not modify the returned arrays."""
-    scene = generate_scene(seed, split, index, min_size, max_size)
+    scene = generate_scene(seed, split, index, min_size, max_size, object_scale)
     image, masks = render(scene)
     image.setflags(write=False)
     masks.setflags(write=False)
@@ -806,7 +808,7 @@ class ShapesSource(Source):
 
     def __init__(self, seed: int = 0, num_train_images: int = 200, num_val_images: int = 40,
                  num_test_images: int = 60, min_size: int = 120, max_size: int = 200,
-                 max_targets: int = 3):
+                 max_targets: int = 3, object_scale: float = 1.0):
         counts = {"train": num_train_images, "val": num_val_images, "test": num_test_images}
         for split, count in counts.items():
             if not isinstance(count, (int, np.integer)) or count < 0 or count > 999999:
@@ -818,11 +820,16 @@ class ShapesSource(Source):
                              f"(small shapes would be a few pixels) or max_size")
         if max_targets < 1:
             raise ValueError(f"max_targets must be >= 1, got {max_targets}")
+        if not 0.5 <= float(object_scale) <= 1.5:
+            raise ValueError(f"object_scale must be in [0.5, 1.5] (larger shapes no longer fit "
+                             f"3 objects at 65% visibility), got {object_scale}")
         self.seed = int(seed)
         self.image_counts = {split: int(count) for split, count in counts.items()}
         self.min_size = int(min_size)
         self.max_size = int(max_size)
         self.max_targets = int(max_targets)
+        # Multiplies both size classes' radii (the classes stay apart: their ratio is kept).
+        self.object_scale = float(object_scale)
         self._expression_cache: Dict[str, List[Tuple[Expression, ReferringExpression]]] = {}
 
     def __getstate__(self):
@@ -836,8 +843,12 @@ class ShapesSource(Source):
     def fixed_vocabulary(self) -> List[str]:
         return vocabulary_tokens()
 
+    def _render(self, split: str, index: int):
+        return _rendered(self.seed, split, index, self.min_size, self.max_size,
+                         self.object_scale)
+
     def scene(self, split: str, index: int) -> Scene:
-        return _rendered(self.seed, split, index, self.min_size, self.max_size)[0]
+        return self._render(split, index)[0]
 
     def _check_split(self, split: str) -> None:
         if split not in self.image_counts:
@@ -849,7 +860,8 @@ class ShapesSource(Source):
         if split not in self._expression_cache:
             pairs = []
             for index in range(self.image_counts[split]):
-                scene = generate_scene(self.seed, split, index, self.min_size, self.max_size)
+                scene = generate_scene(self.seed, split, index, self.min_size, self.max_size,
+                                       self.object_scale)
                 image = image_id(split, index)
                 per_object = collections.Counter()
                 for referring in generate_expressions(scene, self.max_targets):
@@ -883,11 +895,11 @@ class ShapesSource(Source):
 
     def load_image(self, expr: Expression) -> np.ndarray:
         split, index, _ = self._parse(expr)
-        return _rendered(self.seed, split, index, self.min_size, self.max_size)[1].copy()
+        return self._render(split, index)[1].copy()
 
     def load_mask(self, expr: Expression) -> np.ndarray:
         split, index, obj = self._parse(expr)
-        _, _, masks = _rendered(self.seed, split, index, self.min_size, self.max_size)
+        _, _, masks = self._render(split, index)
         if obj is None or obj >= len(masks):
             raise DataError("missing_annotation", f"ref id {expr.ref_id!r} names no object "
                             f"of image {expr.image_id!r}", expr.ref_id)
