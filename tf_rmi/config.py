@@ -93,6 +93,7 @@ class ModelConfig:
     small_trunk_norm: str = "none"
     small_trunk_norm_groups: int = 4
     small_trunk_residual: bool = False  # identity shortcuts around the stride-1 convs
+    small_trunk_aligned: bool = False  # cell k centred on pixel 8k (see SmallTrunk)
     vocab_size: int = 12112
     input_size: int = 320
     num_words: int = 20

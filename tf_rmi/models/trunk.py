@@ -363,13 +363,20 @@ class SmallTrunk(keras.layers.Layer):
     `residual=True` adds identity shortcuts around the stride-1 convs whose
     width does not change (conv3, conv5, conv6), so each cell keeps its own
     features beside the dilated context instead of a mix dominated by its
-    neighbours. The defaults (1.0, "none", False) are the plain trunk.
+    neighbours. `aligned=True` pads the stride-2 convs symmetrically, so cell
+    k of the stride-8 map is centred on pixel 8k: the pixel its training target
+    samples (TF1 `resize_bilinear` of the mask reads pixel 8k) and where TF1
+    upsampling puts its logit. With TF `SAME` padding (the ResNet's, and the
+    default) cell k is centred on pixel 8k+7, so the net must learn a shift of
+    7 pixels before it can localise anything. The defaults (1.0, "none",
+    False, False) are the plain trunk.
     """
 
     NORMS = ("none", "group")
 
     def __init__(self, width: int = 32, input_scale: float = 1.0, norm: str = "none",
-                 norm_groups: int = 4, residual: bool = False, **kwargs):
+                 norm_groups: int = 4, residual: bool = False, aligned: bool = False,
+                 **kwargs):
         kwargs.setdefault("name", "small_trunk")
         super().__init__(**kwargs)
         if int(width) < 1:
@@ -383,6 +390,7 @@ class SmallTrunk(keras.layers.Layer):
         self.norm = norm
         self.norm_groups = int(norm_groups)
         self.residual = bool(residual)
+        self.aligned = bool(aligned)
         self.output_channels = 8 * self.width
         self.output_stride = OUTPUT_STRIDE
         w = self.width
@@ -396,8 +404,11 @@ class SmallTrunk(keras.layers.Layer):
                     raise ValueError(f"small_trunk_norm_groups={self.norm_groups} must divide "
                                      f"every conv width ({[s[4] for s in self._specs]})")
         for name, k, s, d, out in self._specs:
+            # aligned: a stride-2 conv pads one pixel on every side (VALID after
+            # an explicit pad), so output cell i is centred on input 2i, not 2i+1.
+            padding = "valid" if self.aligned and s == 2 else "same"
             setattr(self, name, keras.layers.Conv2D(
-                out, k, strides=s, dilation_rate=d, padding="same", name=name,
+                out, k, strides=s, dilation_rate=d, padding=padding, name=name,
                 activation=None if norm == "group" else "relu",
                 kernel_initializer="glorot_uniform", bias_initializer="zeros"))
             if norm == "group":
@@ -433,7 +444,10 @@ class SmallTrunk(keras.layers.Layer):
         if self.input_scale != 1.0:
             x = x * tf.cast(self.input_scale, x.dtype)
         norms = self.norms or [None] * len(self._specs)
-        for conv, gn, (_, _, stride, _, out) in zip(self.convs, norms, self._specs):
+        for conv, gn, (_, k, stride, _, out) in zip(self.convs, norms, self._specs):
+            if self.aligned and stride == 2:
+                half = (k - 1) // 2
+                x = tf.pad(x, [[0, 0], [half, half], [half, half], [0, 0]])
             y = conv(x)
             if gn is not None:
                 y = tf.nn.relu(gn(y))
@@ -454,7 +468,8 @@ class SmallTrunk(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(width=self.width, input_scale=self.input_scale, norm=self.norm,
-                      norm_groups=self.norm_groups, residual=self.residual)
+                      norm_groups=self.norm_groups, residual=self.residual,
+                      aligned=self.aligned)
         return config
 
 
@@ -473,7 +488,8 @@ def build_trunk(model_cfg) -> keras.layers.Layer:
                            input_scale=model_cfg.small_trunk_input_scale,
                            norm=model_cfg.small_trunk_norm,
                            norm_groups=model_cfg.small_trunk_norm_groups,
-                           residual=model_cfg.small_trunk_residual)
+                           residual=model_cfg.small_trunk_residual,
+                           aligned=model_cfg.small_trunk_aligned)
     else:
         raise ValueError(f"Unknown trunk {model_cfg.trunk!r}: use 'resnet101' or 'small'")
     trunk.build((None, None, None, 3))
