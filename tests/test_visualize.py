@@ -117,5 +117,5 @@ def test_figures_to_files_with_ground_truth_writes_three_kinds(tmp_path, rmi_mod
     paths = visualize.figures_to_files(str(tmp_path / "pic.png"), SENTENCE, str(tmp_path / "out"),
                                        str(run_dir), ground_truth=str(tmp_path / "gt.png"))
     assert sorted(os.path.basename(p) for p in paths) == [
-        "pic_fig5_per_word.png", "pic_fig6_response_maps.png", "pic_fig7_result.png"]
+        "pic_png_fig5_per_word.png", "pic_png_fig6_response_maps.png", "pic_png_fig7_result.png"]
     assert sorted(os.listdir(tmp_path / "out")) == sorted(os.path.basename(p) for p in paths)
