@@ -64,12 +64,12 @@ def test_predict_mask_probabilities_line_up_with_the_mask(run_dir, image_path):
 def test_predict_to_files_writes_a_binary_mask_and_an_overlay(run_dir, image_path, tmp_path):
     mask_path, overlay_path = predict.predict_to_files(image_path, "the red circle",
                                                        str(tmp_path / "out"), checkpoint=run_dir)
-    assert os.path.basename(mask_path) == "street_mask.png"
-    assert os.path.basename(overlay_path) == "street_overlay.png"
+    assert os.path.basename(mask_path) == "street_png_mask.png"
+    assert os.path.basename(overlay_path) == "street_png_overlay.png"
     mask = np.asarray(Image.open(mask_path))
     assert mask.shape == (45, 61) and set(np.unique(mask)) == {0, 255}
     assert Image.open(overlay_path).format == "PNG"
-    assert sorted(os.listdir(tmp_path / "out")) == ["street_mask.png", "street_overlay.png"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["street_png_mask.png", "street_png_overlay.png"]
 
 
 @pytest.mark.parametrize("expression", ["", "   ", "\u3000"])
@@ -129,8 +129,8 @@ def test_predict_command(run_dir, image_path, tmp_path):
     result = _cli("predict", f"--checkpoint={run_dir}", f"--image={image_path}",
                   "--expression=the red circle", f"--output_dir={out_dir}")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert os.path.join(out_dir, "street_mask.png") in result.stdout
-    assert np.asarray(Image.open(os.path.join(out_dir, "street_mask.png"))).shape == (45, 61)
+    assert os.path.join(out_dir, "street_png_mask.png") in result.stdout
+    assert np.asarray(Image.open(os.path.join(out_dir, "street_png_mask.png"))).shape == (45, 61)
 
 
 def test_predict_command_bad_input_exits_with_a_message(run_dir, tmp_path):
