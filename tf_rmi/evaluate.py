@@ -4,8 +4,13 @@
     python -m tf_rmi.evaluate --checkpoint=runs/unc_RMI_deeplab --split=val --crf
 
 The architecture comes from the run's config.json; results are written to
-experiments/results/<run>/<split>/ (results.json, results.md).
+experiments/results/<run>/<split>/ (results.json, results.md), or
+<split>_crf/ with --crf and <split>_first<N>/ with --max_expressions=N, so
+that such runs do not overwrite each other. The records are looked up where the
+run's config.json says (relative to the directory training ran in) unless
+--tfrecord_dir names them: a run directory evaluates from anywhere with it.
 """
+import os
 import sys
 
 from absl import app, flags
@@ -17,7 +22,8 @@ flags.DEFINE_string("tfrecord_dir", None, "TFRecord root (default: the run's).")
 flags.DEFINE_bool("crf", False, "Also score DenseCRF predictions (same pass).")
 flags.DEFINE_integer("max_expressions", 0, "Evaluate only the first N (0 = all).")
 flags.DEFINE_bool("per_expression", False, "One full model call per expression.")
-flags.DEFINE_string("output_dir", None, "Default: experiments/results/<run>/<split>.")
+flags.DEFINE_string("output_dir", None, "Default: experiments/results/<run>/<split>[_crf]"
+                    "[_first<N>].")
 flags.DEFINE_integer("visualize", 0, "Write Fig. 7 style figures of the first N.")
 flags.mark_flag_as_required("checkpoint")
 
@@ -30,7 +36,15 @@ def main(argv):
 
     try:
         model, run_config, prefix = restore_model(FLAGS.checkpoint)
-        out_dir = FLAGS.output_dir or eval_lib.default_output_dir(prefix, FLAGS.split)
+        records = FLAGS.tfrecord_dir or run_config.data.tfrecord_dir
+        if not os.path.isdir(records):
+            raise FileNotFoundError(
+                f"No records directory {records}" + ("" if FLAGS.tfrecord_dir else
+                f" (the run's tfrecord_dir, recorded relative to where training ran; "
+                f"looked up from {os.getcwd()})") + ": pass --tfrecord_dir=<the directory "
+                f"holding {run_config.data.dataset}/{FLAGS.split}-*.tfrecord>")
+        out_dir = FLAGS.output_dir or eval_lib.default_output_dir(
+            prefix, FLAGS.split, crf=FLAGS.crf, max_expressions=FLAGS.max_expressions)
         eval_cfg = EvalConfig(split=FLAGS.split, crf=FLAGS.crf, visualize=FLAGS.visualize,
                               max_expressions=FLAGS.max_expressions,
                               shared_trunk=not FLAGS.per_expression)
@@ -43,7 +57,8 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    from tf_rmi.usage import run_with_help
+    run_with_help(main, __name__, __doc__)
 
 
 if __name__ == "__main__":
