@@ -168,3 +168,11 @@ def test_entry_point_evaluates_a_run_directory(setup, tmp_path):
     assert saved["expressions"] == count and saved["crf"] is not None
     assert saved["checkpoint"].endswith("ckpt-3")
     assert "overall IoU" in result.stdout
+
+
+def test_default_output_dirs_of_raw_crf_and_partial_runs_differ():
+    prefix = os.path.join("runs", "unc_RMI", "checkpoints", "ckpt-7")
+    dirs = {eval_lib.default_output_dir(prefix, "val", crf=crf, max_expressions=n)
+            for crf in (False, True) for n in (0, 100)}
+    assert dirs == {os.path.join("experiments", "results", "unc_RMI", name)
+                    for name in ("val", "val_crf", "val_first100", "val_crf_first100")}
