@@ -239,3 +239,16 @@ def test_run_predictor_prefers_the_run_directory_vocabulary(run_dir, tmp_path):
     config["data"]["vocab_file"] = "gone/vocab.txt"
     json.dump(config, open(copy / "config.json", "w"))
     assert predict.RunPredictor(str(copy)).vocab.tokens == WORDS
+
+
+def test_an_empty_mask_is_warned_about_and_captioned(run_dir, image_path, tmp_path, monkeypatch):
+    empty = lambda self, image, expression: (np.zeros(image.shape[:2], bool),  # noqa: E731
+                                             np.zeros(image.shape[:2], np.float32))
+    monkeypatch.setattr(predict.RunPredictor, "__call__", empty)
+    warnings = []
+    _, overlay_path = predict.predict_to_files(image_path, "the red circle", str(tmp_path),
+                                               checkpoint=run_dir, warn=warnings.append)
+    assert warnings == ["the predicted mask is empty: the model found no pixel for this "
+                        "expression"]
+    picture = np.asarray(Image.open(overlay_path).convert("RGB"))
+    np.testing.assert_array_equal(picture[-45:], predict.load_image(image_path))

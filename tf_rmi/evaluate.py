@@ -31,18 +31,20 @@ flags.mark_flag_as_required("checkpoint")
 def main(argv):
     del argv
     from tf_rmi import eval_lib
-    from tf_rmi.config import EvalConfig
-    from tf_rmi.run_dir import restore_model
+    from tf_rmi.config import EvalConfig, RunConfig
+    from tf_rmi.run_dir import resolve_checkpoint, restore_model
 
     try:
-        model, run_config, prefix = restore_model(FLAGS.checkpoint)
+        run_config = RunConfig.load(resolve_checkpoint(FLAGS.checkpoint)[0])
         records = FLAGS.tfrecord_dir or run_config.data.tfrecord_dir
         if not os.path.isdir(records):
             raise FileNotFoundError(
                 f"No records directory {records}" + ("" if FLAGS.tfrecord_dir else
-                f" (the run's tfrecord_dir, recorded relative to where training ran; "
-                f"looked up from {os.getcwd()})") + ": pass --tfrecord_dir=<the directory "
-                f"holding {run_config.data.dataset}/{FLAGS.split}-*.tfrecord>")
+                " (the run's tfrecord_dir" + ("" if os.path.isabs(records) else
+                f", relative to where training ran; looked up from {os.getcwd()}") + ")")
+                + ": pass --tfrecord_dir=<the directory holding "
+                f"{run_config.data.dataset}/{FLAGS.split}-*.tfrecord>")
+        model, run_config, prefix = restore_model(FLAGS.checkpoint)
         out_dir = FLAGS.output_dir or eval_lib.default_output_dir(
             prefix, FLAGS.split, crf=FLAGS.crf, max_expressions=FLAGS.max_expressions)
         eval_cfg = EvalConfig(split=FLAGS.split, crf=FLAGS.crf, visualize=FLAGS.visualize,

@@ -182,9 +182,13 @@ class RunPredictor:
         from tf_rmi.data.text import Vocabulary
         from tf_rmi.run_dir import resolve_checkpoint, restore_model, run_vocab_file
 
+        from tf_rmi.config import RunConfig
+
         run_dir, _ = resolve_checkpoint(checkpoint)
+        # The vocabulary first: a missing one fails before the model is built.
+        self.vocab = Vocabulary.from_file(vocab_file or
+                                          run_vocab_file(run_dir, RunConfig.load(run_dir)))
         self.model, self.run_config, self.prefix = restore_model(checkpoint)
-        self.vocab = Vocabulary.from_file(vocab_file or run_vocab_file(run_dir, self.run_config))
         if len(self.vocab) != self.model.config.vocab_size:
             raise ValueError(f"The vocabulary has {len(self.vocab)} words but the model embeds "
                              f"{self.model.config.vocab_size}: use the run's vocabulary")
@@ -405,7 +409,12 @@ def predict_to_files(image_path: str, expression: Union[str, bytes], output_dir:
     else:
         mask, _ = predictor(image, expression)
         report = predictor.report(expression)
+    caption = report.caption()
+    lines = report.warnings()
+    if not np.any(mask):
+        lines.append("the predicted mask is empty: the model found no pixel for this expression")
+        caption += " [empty mask]"
     if warn is not None:
-        for line in report.warnings():
+        for line in lines:
             warn(line)
-    return write_outputs(image, mask, report.caption(), output_dir, output_stem(image_path))
+    return write_outputs(image, mask, caption, output_dir, output_stem(image_path))

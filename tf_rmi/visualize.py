@@ -342,7 +342,8 @@ def results_grid_figure(samples: Sequence[Dict]):
         for ax in row:
             ax.axis("off")
         row[0].imshow(s["image"])
-        row[0].set_title("\n".join(textwrap.wrap(s["sentence"], 45)[:3]), fontsize=8)
+        row[0].set_title("\n".join(textwrap.wrap(s["sentence"], 45, max_lines=2,
+                                                  placeholder=" ...")), fontsize=8)
         row[1].imshow(overlay(s["image"], s["mask"]))
         row[1].set_title("ground truth", fontsize=8)
         row[2].imshow(overlay(s["image"], s["prediction"]))
