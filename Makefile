@@ -30,7 +30,35 @@ SHAPES_PRE_FLAGS := --image_size=128
 endif
 TRUNK ?=
 
-.PHONY: venv test demo preprocess train eval export bench clean-venv
+.PHONY: help venv test demo preprocess train eval export bench clean-venv
+.DEFAULT_GOAL := venv
+
+# The datasets tf_rmi knows (tf_rmi/config.py); the targets that read DATASET
+# stop at once on any other name.
+KNOWN_DATASETS := unc unc+ Gref Gref_umd referit shapes
+ifneq ($(filter preprocess train eval,$(MAKECMDGOALS)),)
+ifneq ($(words $(DATASET)),1)
+$(error Unknown dataset '$(DATASET)': use one of $(KNOWN_DATASETS))
+endif
+ifeq ($(filter $(DATASET),$(KNOWN_DATASETS)),)
+$(error Unknown dataset '$(DATASET)': use one of $(KNOWN_DATASETS))
+endif
+endif
+
+help:
+	@echo "tf_rmi make targets (each creates or reuses the virtualenv $(VENV)):"
+	@echo "  make help        this list"
+	@echo "  make venv        create $(VENV) and install tf_rmi with its test extras"
+	@echo "  make test        run the test suite (PYTEST_ARGS=... passes options to pytest)"
+	@echo "  make demo        the whole pipeline on the synthetic 'shapes' set (CPU, minutes)"
+	@echo "  make preprocess  write TFRecords: DATASET= DATA_ROOT= OUT= [SPLITS=]"
+	@echo "  make train       train a run: DATASET= MODEL=RMI|LSTM WEIGHTS=deeplab|resnet RUN= [ITERS=] [PRETRAINED=]"
+	@echo "  make eval        evaluate a run: CKPT= SPLIT= OUT= [CRF=1]"
+	@echo "  make export      export a SavedModel: CKPT= EXPORT_DIR="
+	@echo "  make bench       run the benchmarks"
+	@echo "  make clean-venv  delete $(VENV)"
+	@echo "Datasets: $(KNOWN_DATASETS). Current: DATASET=$(DATASET) RUN=$(RUN) OUT=$(OUT)"
+	@echo "Command line: tf_rmi --help (predict, figures); tf_rmi_train --help, tf_rmi_evaluate --help, ..."
 
 venv: $(STAMP)
 

@@ -202,3 +202,11 @@ def test_degenerate_samples_are_scored_as_the_original_and_counted(setup, tmp_pa
     assert "Scored but degenerate: 1 (empty_mask 1)" in open(
         os.path.join(out_dir, "results.md")).read()
     assert json.load(open(os.path.join(out_dir, "results.json")))["degenerate"]["records"] == 1
+
+
+def test_default_output_dirs_of_raw_crf_and_partial_runs_differ():
+    prefix = os.path.join("runs", "unc_RMI", "checkpoints", "ckpt-7")
+    dirs = {eval_lib.default_output_dir(prefix, "val", crf=crf, max_expressions=n)
+            for crf in (False, True) for n in (0, 100)}
+    assert dirs == {os.path.join("experiments", "results", "unc_RMI", name)
+                    for name in ("val", "val_crf", "val_first100", "val_crf_first100")}

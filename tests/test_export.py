@@ -218,3 +218,43 @@ def test_export_refuses_to_replace_a_directory_that_is_not_a_saved_model(run_dir
 def test_export_leaves_no_temporary_directory(export_dir):
     parent = os.path.dirname(export_dir)
     assert sorted(os.listdir(parent)) == [os.path.basename(export_dir)]
+
+
+@pytest.mark.parametrize("sentence,unknown,dropped", [
+    ("the red circle", 0, 0),
+    ("zzz the qqq red", 2, 0),
+    ("the big red circle left of the zzz circle", 0, 3),  # zzz is beyond T = 6
+    ("qqq red circle left of big the red", 1, 2),
+    ("!!!", 1, 0),
+])
+def test_serving_outputs_count_unknown_and_dropped_words(export_dir, images, sentence, unknown,
+                                                         dropped):
+    m = tf.saved_model.load(export_dir)
+    data = open(images[0][0], "rb").read()
+    for name in ("serving_default", "explain"):
+        out = m.signatures[name](image_bytes=tf.constant(data), expression=tf.constant(sentence))
+        assert int(out["num_unknown_words"]) == unknown, name
+        assert int(out["num_dropped_words"]) == dropped, name
+        assert out["num_unknown_words"].dtype == tf.int32
+
+
+def test_export_directory_is_readable_by_others(export_dir):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    mode = os.stat(export_dir).st_mode & 0o777
+    assert mode == 0o777 & ~umask
+    if umask == 0o022:
+        assert mode == 0o755
+
+
+def test_export_uses_the_run_directory_vocabulary(run_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    config = json.load(open(copy / "config.json"))
+    config["data"]["vocab_file"] = "gone/vocab.txt"
+    json.dump(config, open(copy / "config.json", "w"))
+    out = export_lib.export_run(str(copy), str(tmp_path / "exp"))
+    assets = os.path.join(out, "assets")
+    assert open(os.path.join(assets, "vocab.txt")).read().split() == WORDS

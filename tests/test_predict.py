@@ -64,12 +64,12 @@ def test_predict_mask_probabilities_line_up_with_the_mask(run_dir, image_path):
 def test_predict_to_files_writes_a_binary_mask_and_an_overlay(run_dir, image_path, tmp_path):
     mask_path, overlay_path = predict.predict_to_files(image_path, "the red circle",
                                                        str(tmp_path / "out"), checkpoint=run_dir)
-    assert os.path.basename(mask_path) == "street_mask.png"
-    assert os.path.basename(overlay_path) == "street_overlay.png"
+    assert os.path.basename(mask_path) == "street_png_mask.png"
+    assert os.path.basename(overlay_path) == "street_png_overlay.png"
     mask = np.asarray(Image.open(mask_path))
     assert mask.shape == (45, 61) and set(np.unique(mask)) == {0, 255}
     assert Image.open(overlay_path).format == "PNG"
-    assert sorted(os.listdir(tmp_path / "out")) == ["street_mask.png", "street_overlay.png"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["street_png_mask.png", "street_png_overlay.png"]
 
 
 @pytest.mark.parametrize("expression", ["", "   ", "\u3000"])
@@ -129,8 +129,8 @@ def test_predict_command(run_dir, image_path, tmp_path):
     result = _cli("predict", f"--checkpoint={run_dir}", f"--image={image_path}",
                   "--expression=the red circle", f"--output_dir={out_dir}")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert os.path.join(out_dir, "street_mask.png") in result.stdout
-    assert np.asarray(Image.open(os.path.join(out_dir, "street_mask.png"))).shape == (45, 61)
+    assert os.path.join(out_dir, "street_png_mask.png") in result.stdout
+    assert np.asarray(Image.open(os.path.join(out_dir, "street_png_mask.png"))).shape == (45, 61)
 
 
 def test_predict_command_bad_input_exits_with_a_message(run_dir, tmp_path):
@@ -158,3 +158,97 @@ def test_load_image_reads_16_bit_png_as_the_saved_model_decoder(tmp_path):
     Image.fromarray(pixels).save(tmp_path / "deep.png")
     expected = tf.io.decode_image((tmp_path / "deep.png").read_bytes(), channels=3).numpy()
     np.testing.assert_array_equal(predict.load_image(str(tmp_path / "deep.png")), expected)
+
+
+# ------------------------------------------- expressions and output files
+
+
+def test_check_expression_names_undecodable_text():
+    assert predict.check_expression(b"the red circle") == "the red circle"
+    assert predict.check_expression("caf\u00e9") == "caf\u00e9"
+    # A non-UTF-8 command-line argument arrives as surrogate escapes.
+    argv_form = b"the \xff circle".decode("utf-8", "surrogateescape")
+    for bad in (b"the \xff circle", argv_form):
+        with pytest.raises(ValueError, match=r"The expression b'the \\xff circle' is not valid "
+                                             r"UTF-8 text \(invalid start byte at byte 4\)"):
+            predict.check_expression(bad)
+    for blank in ("", " \t", b" "):
+        with pytest.raises(ValueError, match="empty"):
+            predict.check_expression(blank)
+
+
+def test_expression_report_keeps_the_original_semantics_and_says_so():
+    from tf_rmi.data.text import Vocabulary
+
+    vocab = Vocabulary(WORDS)
+    words = "the big red circle left of zzz big red circle qqq"
+    report = predict.expression_report(words, 6, vocab)
+    assert report.read == ["the", "big", "red", "circle", "left", "of"]
+    assert report.dropped == ["zzz", "big", "red", "circle", "qqq"]
+    assert report.unknown == [] and report.num_unknown == 0
+    warnings = report.warnings()
+    assert len(warnings) == 1 and "has 11 tokens but the model reads the first 6" in warnings[0]
+    assert report.caption().startswith("the big red circle left of [+5 more words not read")
+    unknown = predict.expression_report("the zzz circle", 6, vocab)
+    assert unknown.warnings() == ["1 of the 3 words read is not in the model's vocabulary "
+                                  "and read as <unk>: 'zzz'"]
+    assert "only punctuation" in predict.expression_report("?!", 6, vocab).warnings()[0]
+    assert "none of the 2 words" in predict.expression_report("zzz qqq", 6, vocab).warnings()[0]
+    assert predict.expression_report("the red circle", 6, vocab).warnings() == []
+
+
+def test_output_stem_keeps_the_extension():
+    assert predict.output_stem("photos/scene.jpg") == "scene_jpg"
+    assert predict.output_stem("scene.png") == "scene_png"
+    assert predict.output_stem("scene") == "scene"
+    assert predict.output_stem("a.b.tiff") == "a.b_tiff"
+
+
+def test_write_files_leaves_nothing_when_a_later_picture_fails(tmp_path):
+    good = np.zeros((4, 4), np.uint8)
+    bad = np.zeros((2, 2, 2, 2), np.uint8)  # not an image
+    with pytest.raises(TypeError):
+        predict.write_files([(str(tmp_path / "a.png"), good), (str(tmp_path / "b.png"), bad)])
+    assert os.listdir(tmp_path) == []
+
+
+def test_predict_to_files_warns_and_titles_what_was_read(run_dir, image_path, tmp_path):
+    warnings = []
+    predict.predict_to_files(image_path, "the zzz circle", str(tmp_path), checkpoint=run_dir,
+                             warn=warnings.append)
+    assert warnings == ["1 of the 3 words read is not in the model's vocabulary and read as "
+                        "<unk>: 'zzz'"]
+
+
+def test_saved_model_predictor_names_a_non_utf8_expression(saved_model):
+    predictor = predict.SavedModelPredictor(saved_model)
+    argv_form = b"the \xff circle".decode("utf-8", "surrogateescape")
+    with pytest.raises(ValueError, match="^expression is not valid UTF-8 text"):
+        predictor(np.zeros((5, 5, 3), np.uint8), argv_form)
+
+
+def test_run_predictor_prefers_the_run_directory_vocabulary(run_dir, tmp_path):
+    # The fixture's config names the vocabulary by absolute path; a copy of the
+    # run whose config names a path that no longer exists still works.
+    import json
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    config = json.load(open(copy / "config.json"))
+    config["data"]["vocab_file"] = "gone/vocab.txt"
+    json.dump(config, open(copy / "config.json", "w"))
+    assert predict.RunPredictor(str(copy)).vocab.tokens == WORDS
+
+
+def test_an_empty_mask_is_warned_about_and_captioned(run_dir, image_path, tmp_path, monkeypatch):
+    empty = lambda self, image, expression: (np.zeros(image.shape[:2], bool),  # noqa: E731
+                                             np.zeros(image.shape[:2], np.float32))
+    monkeypatch.setattr(predict.RunPredictor, "__call__", empty)
+    warnings = []
+    _, overlay_path = predict.predict_to_files(image_path, "the red circle", str(tmp_path),
+                                               checkpoint=run_dir, warn=warnings.append)
+    assert warnings == ["the predicted mask is empty: the model found no pixel for this "
+                        "expression"]
+    picture = np.asarray(Image.open(overlay_path).convert("RGB"))
+    np.testing.assert_array_equal(picture[-45:], predict.load_image(image_path))

@@ -303,11 +303,15 @@ def results_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def default_output_dir(checkpoint_prefix: str, split: str, root: str = "experiments/results") -> str:
-    """`<root>/<run name>/<split>`, the run name being the run directory's name
-    (checkpoints sit in `<run_dir>/checkpoints/ckpt-N`)."""
+def default_output_dir(checkpoint_prefix: str, split: str, root: str = "experiments/results",
+                       crf: bool = False, max_expressions: int = 0) -> str:
+    """`<root>/<run name>/<split>[_crf][_first<N>]`, the run name being the run
+    directory's name (checkpoints sit in `<run_dir>/checkpoints/ckpt-N`): raw
+    and DenseCRF evaluations, and partial ones (`max_expressions` N), each get
+    their own folder instead of overwriting each other's results."""
     run_dir = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint_prefix)))
-    return os.path.join(root, os.path.basename(run_dir), split)
+    name = split + ("_crf" if crf else "") + (f"_first{max_expressions}" if max_expressions else "")
+    return os.path.join(root, os.path.basename(run_dir), name)
 
 
 def write_results(results: dict, out_dir: str) -> None:

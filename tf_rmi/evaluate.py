@@ -4,8 +4,13 @@
     python -m tf_rmi.evaluate --checkpoint=runs/unc_RMI_deeplab --split=val --crf
 
 The architecture comes from the run's config.json; results are written to
-experiments/results/<run>/<split>/ (results.json, results.md).
+experiments/results/<run>/<split>/ (results.json, results.md), or
+<split>_crf/ with --crf and <split>_first<N>/ with --max_expressions=N, so
+that such runs do not overwrite each other. The records are looked up where the
+run's config.json says (relative to the directory training ran in) unless
+--tfrecord_dir names them: a run directory evaluates from anywhere with it.
 """
+import os
 import sys
 
 from absl import app, flags
@@ -17,7 +22,8 @@ flags.DEFINE_string("tfrecord_dir", None, "TFRecord root (default: the run's).")
 flags.DEFINE_bool("crf", False, "Also score DenseCRF predictions (same pass).")
 flags.DEFINE_integer("max_expressions", 0, "Evaluate only the first N (0 = all).")
 flags.DEFINE_bool("per_expression", False, "One full model call per expression.")
-flags.DEFINE_string("output_dir", None, "Default: experiments/results/<run>/<split>.")
+flags.DEFINE_string("output_dir", None, "Default: experiments/results/<run>/<split>[_crf]"
+                    "[_first<N>].")
 flags.DEFINE_integer("visualize", 0, "Write Fig. 7 style figures of the first N.")
 flags.mark_flag_as_required("checkpoint")
 
@@ -25,12 +31,22 @@ flags.mark_flag_as_required("checkpoint")
 def main(argv):
     del argv
     from tf_rmi import eval_lib
-    from tf_rmi.config import EvalConfig
-    from tf_rmi.run_dir import restore_model
+    from tf_rmi.config import EvalConfig, RunConfig
+    from tf_rmi.run_dir import resolve_checkpoint, restore_model
 
     try:
+        run_config = RunConfig.load(resolve_checkpoint(FLAGS.checkpoint)[0])
+        records = FLAGS.tfrecord_dir or run_config.data.tfrecord_dir
+        if not os.path.isdir(records):
+            raise FileNotFoundError(
+                f"No records directory {records}" + ("" if FLAGS.tfrecord_dir else
+                " (the run's tfrecord_dir" + ("" if os.path.isabs(records) else
+                f", relative to where training ran; looked up from {os.getcwd()}") + ")")
+                + ": pass --tfrecord_dir=<the directory holding "
+                f"{run_config.data.dataset}/{FLAGS.split}-*.tfrecord>")
         model, run_config, prefix = restore_model(FLAGS.checkpoint)
-        out_dir = FLAGS.output_dir or eval_lib.default_output_dir(prefix, FLAGS.split)
+        out_dir = FLAGS.output_dir or eval_lib.default_output_dir(
+            prefix, FLAGS.split, crf=FLAGS.crf, max_expressions=FLAGS.max_expressions)
         eval_cfg = EvalConfig(split=FLAGS.split, crf=FLAGS.crf, visualize=FLAGS.visualize,
                               max_expressions=FLAGS.max_expressions,
                               shared_trunk=not FLAGS.per_expression)
@@ -43,7 +59,8 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    from tf_rmi.usage import run_with_help
+    run_with_help(main, __name__, __doc__)
 
 
 if __name__ == "__main__":

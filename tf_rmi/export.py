@@ -2,6 +2,9 @@
 
     make export CKPT=runs/shapes_RMI_deeplab EXPORT_DIR=exports/shapes_rmi
     saved_model_cli show --dir exports/shapes_rmi --all
+
+The run directory carries its vocabulary (vocab.txt), so it exports from any
+working directory; runs from before that fall back to the preprocess manifest.
 """
 import sys
 
@@ -26,7 +29,8 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    from tf_rmi.usage import run_with_help
+    run_with_help(main, __name__, __doc__)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,11 @@ Signatures:
   back with the same inverse geometry (bilinear values, not thresholded), so
   it lines up with `mask` (which is a little more generous than p > 0.5,
   being the non-zero set of a resized 0/1 map);
-  `word_ids` int32 [T] (front-padded with 0).
+  `word_ids` int32 [T] (front-padded with 0);
+  `num_unknown_words` int32 []: how many of the words read are not in the
+  vocabulary (read as <unk>, as the original does);
+  `num_dropped_words` int32 []: how many tokens beyond the first T were not
+  read (the original keeps the first T).
 - `explain(image_bytes, expression)`: the same plus `tokens` string [T]
   (front-padded with ""), and for RMI models `word_response_maps` float32
   [T, H, W] (the paper's Fig. 6 map after each step: transformed multimodal
@@ -46,8 +50,9 @@ message), an image so thin that a side would resize to 0 pixels, an
 expression that is not UTF-8, or empty or whitespace only (Unicode
 whitespace, as Python's str.strip). An expression of only unknown words is
 encoded as <unk> ids and segmented like any other (the model gives a mask, as
-the original would); a 1x1 image is resized like any other. A wrong dtype or
-rank is rejected by the signature itself (TypeError/ValueError on the call).
+the original would; `num_unknown_words` says so); a 1x1 image is resized like
+any other. A wrong dtype or rank is rejected by the signature itself
+(TypeError/ValueError on the call).
 """
 from __future__ import annotations
 
@@ -77,6 +82,7 @@ class SegmentationServer(tf.Module):
         self.num_words = model.config.num_words
         self.is_rmi = model.config.model == "RMI"
         self.table = graph_ops.vocab_table(vocab)
+        self.unk_id = vocab.unk_id
         self.vocabulary = tf.saved_model.Asset(vocab_path)
         if config_path:
             self.run_config = tf.saved_model.Asset(config_path)
@@ -144,9 +150,15 @@ class SegmentationServer(tf.Module):
                                  return_word_maps=word_maps)
         up = out["upsampled_logits"][0, :, :, 0]
         mask = graph_ops.inverse_resize_and_pad_tf(up >= THRESHOLD, h, w)
+        with tf.control_dependencies([words]):  # after _encode's input checks
+            num_tokens = tf.size(graph_ops.tokenize_tf(expression))
+        read = words[self.num_words - tf.minimum(num_tokens, self.num_words):]
         result = {"mask": tf.cast(mask, tf.uint8),
                   "probabilities": self._to_image(tf.sigmoid(up)[None], h, w)[0],
-                  "word_ids": words}
+                  "word_ids": words,
+                  "num_unknown_words": tf.reduce_sum(
+                      tf.cast(tf.equal(read, self.unk_id), tf.int32)),
+                  "num_dropped_words": tf.maximum(num_tokens - self.num_words, 0)}
         if explain:
             result["tokens"] = self._tokens(expression)
         if word_maps:
@@ -195,7 +207,8 @@ mask = out["mask"].numpy()                    # uint8 [H, W], 1 = referred objec
 probabilities = out["probabilities"].numpy()  # float32 [H, W]
 ```
 
-- `serving_default(image_bytes, expression)` -> `mask`, `probabilities`, `word_ids` [{model_cfg.num_words}]
+- `serving_default(image_bytes, expression)` -> `mask`, `probabilities`, `word_ids` [{model_cfg.num_words}],
+  `num_unknown_words` (words read as <unk>), `num_dropped_words` (tokens beyond the first {model_cfg.num_words}, not read)
 - `explain(image_bytes, expression)` -> the same plus `tokens` [{model_cfg.num_words}]{maps}
 - `segment_batch(images float32 [N, {model_cfg.input_size}, {model_cfg.input_size}, 3] (RGB->BGR minus the
   Caffe mean), words int32 [N, {model_cfg.num_words}])` -> `upsampled_logits`, `probabilities`
@@ -231,6 +244,8 @@ def export_saved_model(model, vocab_path: str, output_dir: str,
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=os.path.basename(output_dir) + ".tmp-", dir=parent)
     try:
+        # mkdtemp makes the directory 0700; an export is for others to read.
+        os.chmod(tmp, 0o777 & ~_umask())
         tf.saved_model.save(server, tmp, signatures=signatures)
         with open(os.path.join(tmp, "USAGE.md"), "w", encoding="utf-8") as f:
             f.write(usage_snippet(os.path.basename(output_dir), model.config))
@@ -248,15 +263,20 @@ def export_saved_model(model, vocab_path: str, output_dir: str,
     return output_dir
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def export_run(checkpoint: str, output_dir: str, vocab_file: Optional[str] = None) -> str:
     """Restores a run (directory or checkpoint prefix) and exports it."""
     from tf_rmi.config import CONFIG_FILENAME
-    from tf_rmi.data import pipeline
-    from tf_rmi.run_dir import resolve_checkpoint, restore_model
+    from tf_rmi.run_dir import resolve_checkpoint, restore_model, run_vocab_file
 
     model, run_config, _ = restore_model(checkpoint)
     run_dir, _ = resolve_checkpoint(checkpoint)
-    vocab_path = vocab_file or pipeline.resolve_vocab_file(run_config.data)
+    vocab_path = vocab_file or run_vocab_file(run_dir, run_config)
     if not os.path.exists(vocab_path):
         raise FileNotFoundError(f"Vocabulary {vocab_path} not found: pass --vocab_file")
     return export_saved_model(model, vocab_path, output_dir,

@@ -8,18 +8,145 @@ logits >= 1e-9, mapped back with the inverse resize-and-pad) and the sigmoid
 map mapped back with the same inverse geometry. `RunPredictor` runs the
 preprocessing in numpy (`tf_rmi.data`), `SavedModelPredictor` in the exported
 graph (`tf_rmi.graph_ops`); they agree (tests/test_export.py).
+
+The expression keeps the original's semantics (unknown words read as <unk>,
+only the first T tokens read); `ExpressionReport` says what was read so that
+the command line can warn about it, and `check_expression` refuses what cannot
+be read at all (not UTF-8, blank) before anything is loaded or written.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
-from typing import Optional, Tuple, Union
+import tempfile
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 THRESHOLD = 1e-9  # the original's test-time threshold on the upsampled logits
 # Formats the SavedModel decodes itself (tf.io.decode_image): PNG, JPEG, GIF, BMP.
 TF_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")
+
+
+def check_expression(expression: Union[str, bytes, None]) -> str:
+    """The expression as text, or ValueError naming what is wrong with it.
+
+    Refused: None, bytes that are not UTF-8, text holding undecodable bytes
+    (Python's surrogate escapes, which is how a non-UTF-8 command-line argument
+    arrives), and empty or whitespace-only text.
+    """
+    if expression is None:
+        raise ValueError("No expression: give a referring expression, "
+                         "e.g. --expression=\"the man on the left\"")
+    if isinstance(expression, (bytes, bytearray)):
+        raw = bytes(expression)
+    else:
+        raw = expression.encode("utf-8", "surrogateescape") if any(
+            "\udc80" <= ch <= "\udcff" for ch in expression) else None
+    if raw is not None:
+        try:
+            expression = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"The expression {raw[:60]!r} is not valid UTF-8 text ({err.reason} at byte "
+                f"{err.start}): give the expression as UTF-8 (check the terminal's or the "
+                "script's encoding)") from None
+    try:
+        expression.encode("utf-8")
+    except UnicodeEncodeError as err:  # lone surrogates that are not escaped bytes
+        raise ValueError(f"The expression {expression[:60]!r} is not valid Unicode text "
+                         f"({err.reason} at character {err.start})") from None
+    if not expression.strip():
+        raise ValueError("The expression is empty: give a referring expression, "
+                         "e.g. --expression=\"the man on the left\"")
+    return expression
+
+
+@dataclasses.dataclass
+class ExpressionReport:
+    """What the model reads of an expression (the original's rules).
+
+    tokens: every token of the original tokenizer; read: the first
+    `num_words` of them (what the model sees); dropped: the rest; unknown:
+    the read tokens outside the vocabulary (read as <unk>), or None when not
+    known by name; num_unknown: their count (None when not known).
+    """
+
+    tokens: List[str]
+    num_words: int
+    unknown: Optional[List[str]] = None
+    num_unknown: Optional[int] = None
+
+    @property
+    def read(self) -> List[str]:
+        return self.tokens[:self.num_words]
+
+    @property
+    def dropped(self) -> List[str]:
+        return self.tokens[self.num_words:]
+
+    @property
+    def read_text(self) -> str:
+        """The part of the expression the model reads, as text."""
+        from tf_rmi.visualize import prefix_titles
+
+        return prefix_titles(self.read)[-1] if self.read else ""
+
+    def caption(self) -> str:
+        """A figure title: the text read, and how many words were not."""
+        text = self.read_text.strip()
+        if self.dropped:
+            text += (f" [+{len(self.dropped)} more words not read: the model reads the "
+                     f"first {self.num_words}]")
+        return text
+
+    def warnings(self) -> List[str]:
+        """One line per surprise: only punctuation, unknown words, words dropped."""
+        out = []
+        read = self.read
+        if read and not any(any(ch.isalnum() for ch in t) for t in read):
+            out.append(f"the expression has no words, only punctuation "
+                       f"({' '.join(repr(t) for t in read)}), read as <unk>: the mask "
+                       "does not come from a description")
+        elif self.num_unknown:
+            names = (": " + ", ".join(repr(t) for t in self.unknown[:10])
+                     + (" ..." if len(self.unknown) > 10 else "")) if self.unknown else ""
+            if self.num_unknown == len(read):
+                out.append(f"none of the {len(read)} words read is in the model's vocabulary"
+                           f"{names}; all are read as <unk>, so the mask does not follow "
+                           "the description")
+            else:
+                out.append(f"{self.num_unknown} of the {len(read)} words read "
+                           f"{'is' if self.num_unknown == 1 else 'are'} not in the model's "
+                           f"vocabulary and read as <unk>{names}")
+        if self.dropped:
+            shown = " ".join(self.dropped[:8]) + (" ..." if len(self.dropped) > 8 else "")
+            out.append(f"the expression has {len(self.tokens)} tokens but the model reads the "
+                       f"first {self.num_words} (as the original release): {len(self.dropped)} "
+                       f"dropped ({shown.strip()!r})")
+        return out
+
+
+def expression_report(expression: str, num_words: int, vocab=None) -> ExpressionReport:
+    """An `ExpressionReport`; with a `Vocabulary`, the unknown words by name."""
+    from tf_rmi.data import text
+
+    tokens = text.tokenize(expression)
+    report = ExpressionReport(tokens, num_words)
+    if vocab is not None:
+        report.unknown = [t for t in report.read if vocab.id_of(t) == vocab.unk_id]
+        report.num_unknown = len(report.unknown)
+    return report
+
+
+def output_stem(image_path: str) -> str:
+    """The output files' prefix for an image: its name with the extension kept
+    (`scene.jpg` -> `scene_jpg`), so `scene.png` and `scene.jpg` do not write
+    the same files."""
+    name = os.path.basename(image_path.rstrip(os.sep)) or "image"
+    stem, ext = os.path.splitext(name)
+    return f"{stem}_{ext[1:]}" if ext[1:] else name
 
 
 def load_image(path: str) -> np.ndarray:
@@ -52,13 +179,23 @@ class RunPredictor:
     """Predictions from a run directory or checkpoint prefix (numpy pre/post-processing)."""
 
     def __init__(self, checkpoint: str, vocab_file: Optional[str] = None):
-        from tf_rmi.data import pipeline
         from tf_rmi.data.text import Vocabulary
-        from tf_rmi.run_dir import restore_model
+        from tf_rmi.run_dir import resolve_checkpoint, restore_model, run_vocab_file
 
-        self.model, self.run_config, self.prefix = restore_model(checkpoint)
+        from tf_rmi.config import RunConfig
+
+        run_dir, _ = resolve_checkpoint(checkpoint)
+        # The vocabulary first: a missing one fails before the model is built.
         self.vocab = Vocabulary.from_file(vocab_file or
-                                          pipeline.resolve_vocab_file(self.run_config.data))
+                                          run_vocab_file(run_dir, RunConfig.load(run_dir)))
+        self.model, self.run_config, self.prefix = restore_model(checkpoint)
+        if len(self.vocab) != self.model.config.vocab_size:
+            raise ValueError(f"The vocabulary has {len(self.vocab)} words but the model embeds "
+                             f"{self.model.config.vocab_size}: use the run's vocabulary")
+
+    def report(self, expression: str) -> ExpressionReport:
+        """What the model reads of `expression` (unknown words by name)."""
+        return expression_report(expression, self.model.config.num_words, self.vocab)
 
     def __call__(self, image: np.ndarray, expression: str) -> Tuple[np.ndarray, np.ndarray]:
         """(mask bool [H, W], probabilities float32 [H, W]) for uint8 [H, W(, C)]."""
@@ -85,31 +222,73 @@ class SavedModelPredictor:
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
             raise FileNotFoundError(f"No SavedModel in {path}: export one with "
                                     "`make export CKPT=<run> EXPORT_DIR=<dir>`")
-        self.serve = tf.saved_model.load(path).signatures["serving_default"]
+        self.loaded = tf.saved_model.load(path)
+        self.signatures = self.loaded.signatures
+        self.serve = self.signatures["serving_default"]
+        self.num_words = int(self.serve.structured_outputs["word_ids"].shape[0])
+        self.last_outputs: Optional[dict] = None
+
+    def run_bytes(self, image_bytes: bytes, expression: str, signature: str = "serving_default"):
+        """Every output of `signature` as numpy, for encoded image bytes.
+
+        Raises ValueError with the graph's message for bad input."""
+        import tensorflow as tf
+
+        fn = self.serve if signature == "serving_default" else self.signatures[signature]
+        if isinstance(expression, str):
+            # Undecodable command-line bytes arrive as surrogate escapes: give the
+            # graph the bytes, whose UTF-8 check then names the expression.
+            try:
+                expression = expression.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                check_expression(expression)  # raises, naming the expression
+        try:
+            out = fn(image_bytes=tf.constant(image_bytes), expression=tf.constant(expression))
+        except tf.errors.InvalidArgumentError as err:
+            raise ValueError(_assert_message(err.message)) from None
+        return {key: value.numpy() for key, value in out.items()}
 
     def predict_bytes(self, image_bytes: bytes,
                       expression: str) -> Tuple[np.ndarray, np.ndarray]:
         """(mask bool [H, W], probabilities float32 [H, W]) for encoded image bytes.
 
         Raises ValueError with the graph's message for bad input."""
-        import tensorflow as tf
+        out = self.run_bytes(image_bytes, expression)
+        self.last_outputs = out
+        return out["mask"].astype(bool), out["probabilities"]
+
+    def report(self, expression: str, outputs: Optional[dict] = None) -> ExpressionReport:
+        """What the model reads of `expression`; the unknown-word count comes from
+        the export's `num_unknown_words` output (exports from before it have
+        none: the count stays None)."""
+        report = expression_report(expression, self.num_words, self._asset_vocabulary())
+        if outputs is not None and "num_unknown_words" in outputs:
+            report.num_unknown = int(outputs["num_unknown_words"])
+        return report
+
+    def _asset_vocabulary(self):
+        """The export's vocabulary asset as a `Vocabulary` (names the unknown
+        words), or None when it cannot be read."""
+        from tf_rmi.data.text import Vocabulary
 
         try:
-            out = self.serve(image_bytes=tf.constant(image_bytes),
-                             expression=tf.constant(expression))
-        except tf.errors.InvalidArgumentError as err:
-            raise ValueError(_assert_message(err.message)) from None
-        return out["mask"].numpy().astype(bool), out["probabilities"].numpy()
+            return Vocabulary.from_file(self.loaded.vocabulary.asset_path.numpy().decode())
+        except (AttributeError, OSError, ValueError):
+            return None
 
-    def __call__(self, image: np.ndarray, expression: str) -> Tuple[np.ndarray, np.ndarray]:
-        """As `predict_bytes`, for a uint8 image (sent to the graph as lossless PNG)."""
+    @staticmethod
+    def encode_png(image: np.ndarray) -> bytes:
         from PIL import Image
 
         from tf_rmi.data.image_ops import to_rgb
 
         buffer = io.BytesIO()
         Image.fromarray(to_rgb(image)).save(buffer, "PNG")
-        return self.predict_bytes(buffer.getvalue(), expression)
+        return buffer.getvalue()
+
+    def __call__(self, image: np.ndarray, expression: str) -> Tuple[np.ndarray, np.ndarray]:
+        """As `predict_bytes`, for a uint8 image (sent to the graph as lossless PNG)."""
+        return self.predict_bytes(self.encode_png(image), expression)
 
 
 def _assert_message(message: str) -> str:
@@ -153,50 +332,89 @@ def predict_mask(model_or_saved: Union[RunPredictor, SavedModelPredictor, str],
     return model_or_saved(image, expression)
 
 
-def write_outputs(image: np.ndarray, mask: np.ndarray, expression: str, output_dir: str,
-                  stem: str) -> Tuple[str, str]:
-    """`<stem>_mask.png` (0/255) and `<stem>_overlay.png` (tinted, titled), atomically."""
+def write_files(files: Sequence[Tuple[str, np.ndarray]]) -> List[str]:
+    """Writes (path, uint8 pixels) pairs as PNGs: all under temporary names
+    first, then renamed, so an error leaves none of them half written."""
     from PIL import Image
 
+    written = []
+    try:
+        for path, pixels in files:
+            directory = os.path.dirname(os.path.abspath(path))
+            os.makedirs(directory, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
+                                       suffix=".tmp", dir=directory)
+            os.close(fd)
+            written.append((tmp, path))
+            Image.fromarray(np.asarray(pixels, np.uint8)).save(tmp, "PNG")
+            os.chmod(tmp, 0o666 & ~_umask())
+        for tmp, path in written:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in written:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    return [path for path, _ in files]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_outputs(image: np.ndarray, mask: np.ndarray, caption: str, output_dir: str,
+                  stem: str) -> Tuple[str, str]:
+    """`<stem>_mask.png` (0/255, the image's size) and `<stem>_overlay.png` (the
+    image at full resolution with the mask tinted and outlined in a colour
+    unlike the object, below a band holding `caption`). Both pictures are made
+    before either file is written."""
     from tf_rmi import visualize
 
-    os.makedirs(output_dir, exist_ok=True)
-    mask_path = os.path.join(output_dir, f"{stem}_mask.png")
-    tmp = mask_path + ".tmp.png"
-    Image.fromarray(np.asarray(mask, bool).astype(np.uint8) * 255).save(tmp)
-    os.replace(tmp, mask_path)
-    overlay_path = os.path.join(output_dir, f"{stem}_overlay.png")
-    visualize.plot_overlay(image, mask, expression, overlay_path)
+    mask = np.asarray(mask, bool)
+    pictures = [(os.path.join(output_dir, f"{stem}_mask.png"), mask.astype(np.uint8) * 255),
+                (os.path.join(output_dir, f"{stem}_overlay.png"),
+                 visualize.overlay_picture(image, mask, caption))]
+    mask_path, overlay_path = write_files(pictures)
     return mask_path, overlay_path
 
 
-def predict_to_files(image_path: str, expression: str, output_dir: str,
+def predict_to_files(image_path: str, expression: Union[str, bytes], output_dir: str,
                      checkpoint: Optional[str] = None,
                      saved_model: Optional[str] = None,
-                     vocab_file: Optional[str] = None) -> Tuple[str, str]:
+                     vocab_file: Optional[str] = None,
+                     warn=None) -> Tuple[str, str]:
     """The `tf_rmi predict` command: mask and overlay PNGs for one image.
 
     Everything is checked (arguments, image, expression) before the model is
     loaded or anything is written; errors are ValueError / FileNotFoundError
-    with a message naming the input."""
+    with a message naming the input. `warn(message)` (when given) receives one
+    line per surprise in the expression (`ExpressionReport.warnings`): the
+    prediction still follows the original's rules."""
     from tf_rmi.data import text
 
     if bool(checkpoint) == bool(saved_model):
         load_predictor(checkpoint, saved_model)  # raises the explanation
-    if expression is None or not expression.strip():
-        raise ValueError("The expression is empty: give a referring expression, "
-                         "e.g. --expression=\"the man on the left\"")
+    expression = check_expression(expression)
     text.tokenize(expression)
     image = load_image(image_path)
     predictor = load_predictor(checkpoint, saved_model, vocab_file)
     if saved_model:
         with open(image_path, "rb") as f:
             data = f.read()
-        if data.startswith(TF_IMAGE_MAGIC):
-            mask, _ = predictor.predict_bytes(data, expression)  # decoded in the graph
-        else:
-            mask, _ = predictor(image, expression)  # e.g. TIFF/WebP: sent as PNG
+        if not data.startswith(TF_IMAGE_MAGIC):
+            data = predictor.encode_png(image)  # e.g. TIFF/WebP: sent as PNG
+        mask, _ = predictor.predict_bytes(data, expression)  # decoded in the graph
+        report = predictor.report(expression, predictor.last_outputs)
     else:
         mask, _ = predictor(image, expression)
-    stem = os.path.splitext(os.path.basename(image_path))[0]
-    return write_outputs(image, mask, expression, output_dir, stem)
+        report = predictor.report(expression)
+    caption = report.caption()
+    lines = report.warnings()
+    if not np.any(mask):
+        lines.append("the predicted mask is empty: the model found no pixel for this expression")
+        caption += " [empty mask]"
+    if warn is not None:
+        for line in lines:
+            warn(line)
+    return write_outputs(image, mask, caption, output_dir, output_stem(image_path))

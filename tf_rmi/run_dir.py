@@ -1,11 +1,16 @@
 """Layout of a run directory, shared by training, evaluation, export and import.
 
     <run_dir>/config.json              the resolved RunConfig
+    <run_dir>/vocab.txt                a copy of the vocabulary the run embeds
     <run_dir>/checkpoints/ckpt-<N>.*   tf.train.Checkpoint(model=, optimizer=, step=)
     <run_dir>/logs/                    TensorBoard event files
 
 Evaluation and export read the config back instead of re-taking architecture
-flags, and restore only the model (optimizer slots are left unread).
+flags, and restore only the model (optimizer slots are left unread). The
+vocabulary copy makes a run directory self-contained: it predicts and exports
+from any working directory and after being copied elsewhere. Runs written
+before the copy existed fall back to the vocabulary named by the config or the
+preprocess manifest (`run_vocab_file`).
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from tf_rmi.config import CONFIG_FILENAME, RunConfig
 CHECKPOINT_SUBDIR = "checkpoints"
 CHECKPOINT_PREFIX = "ckpt"
 LOG_SUBDIR = "logs"
+VOCAB_FILENAME = "vocab.txt"
 
 
 def checkpoint_dir(run_dir: str) -> str:
@@ -77,3 +83,29 @@ def restore_model(path: str, config: Optional[RunConfig] = None):
             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}. Use the "
             "checkpoint with the config.json it was trained with.") from None
     return model, config, prefix
+
+
+def run_vocab_file(run_dir: str, config: Optional[RunConfig] = None) -> str:
+    """The vocabulary of a run: `<run_dir>/vocab.txt` (copied there by training),
+    else, for older runs, the config's `data.vocab_file` or the manifest's.
+
+    Raises FileNotFoundError saying where it looked and what to pass instead.
+    """
+    from tf_rmi.data import pipeline
+
+    copy = os.path.join(run_dir, VOCAB_FILENAME)
+    if os.path.isfile(copy):
+        return copy
+    config = config or RunConfig.load(run_dir)
+    hint = (f"{run_dir} holds no {VOCAB_FILENAME} (runs trained before the vocabulary was "
+            "copied into the run directory): pass --vocab_file=<the vocabulary it was trained "
+            "with>, or run from the directory training ran in")
+    try:
+        path = pipeline.resolve_vocab_file(config.data)
+    except (FileNotFoundError, ValueError) as err:
+        raise FileNotFoundError(f"{hint} (the run's manifest lookup failed: "
+                                f"{str(err).split(': ')[0]})") from None
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{hint} (the vocabulary recorded for it, {path}, is not "
+                                f"found from {os.getcwd()})")
+    return path

@@ -1,13 +1,15 @@
 """Trains RMI / the LSTM baseline: `python -m tf_rmi.train --dataset=unc --run_dir=runs/unc_RMI ...`.
 
 On a run directory that already holds a checkpoint, training resumes from it
-(the model flags must match the run's saved config.json).
+(the model flags must match the run's saved config.json). The run directory
+gets config.json, a copy of the vocabulary (vocab.txt: the run predicts and
+exports from anywhere), checkpoints/ and logs/. `--help` lists the flags.
 """
 from absl import app, flags
 
 from tf_rmi import train_lib
 
-flags.DEFINE_string("dataset", "shapes", "unc, unc+, Gref, Gref_umd, referit or shapes.")
+flags.DEFINE_string("dataset", "shapes", "One of unc, unc+, Gref, Gref_umd, referit, shapes.")
 flags.DEFINE_string("tfrecord_dir", "data/tfrecords", "Holds <dataset>/<split>-*.tfrecord.")
 flags.DEFINE_string("run_dir", None, "Run directory: config.json, checkpoints/, logs/.")
 flags.DEFINE_string("split", None, "Training split (default: trainval for referit, else train).")
@@ -70,7 +72,8 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    from tf_rmi.usage import run_with_help
+    run_with_help(main, __name__, __doc__)
 
 
 if __name__ == "__main__":

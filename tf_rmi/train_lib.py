@@ -230,9 +230,10 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
         raise ValueError(f"--strategy must be one of {STRATEGIES}, got {strategy!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"--precision must be one of {PRECISIONS}, got {precision!r}")
+    if dataset not in DEFAULT_ITERATIONS:
+        raise ValueError(f"Unknown dataset {dataset!r}: use one of "
+                         f"{', '.join(DEFAULT_ITERATIONS)}")
     if iterations is None:
-        if dataset not in DEFAULT_ITERATIONS:
-            raise ValueError(f"No default iteration budget for dataset {dataset!r}: pass --iterations")
         iterations = DEFAULT_ITERATIONS[dataset]
     if snapshot_every is None:
         snapshot_every = min(DEFAULT_SNAPSHOT_EVERY.get(dataset, iterations), iterations)
@@ -431,6 +432,7 @@ def _prepare_run_dir(run_config: RunConfig, run_dir: str) -> Optional[str]:
             raise ConfigMismatchError(
                 f"Cannot resume {run_dir}: its saved model config differs from the one asked for "
                 f"({'; '.join(differences)}). Use a new --run_dir, or the saved settings.")
+    _copy_vocabulary(run_config, run_dir, resuming=latest is not None)
     run_config.save(run_dir)
     return latest
 
@@ -525,6 +527,38 @@ def _write_json_atomic(path: str, value: dict) -> None:
         json.dump(value, f, indent=2, sort_keys=True)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def _copy_vocabulary(run_config: RunConfig, run_dir: str, resuming: bool) -> None:
+    """Copies the run's vocabulary to `<run_dir>/vocab.txt`, so that the run
+    directory predicts and exports from anywhere (`run_dir.run_vocab_file`).
+    A resumed run must still read the vocabulary its checkpoints embed."""
+    import shutil
+
+    from tf_rmi.data import pipeline
+
+    try:
+        source = pipeline.resolve_vocab_file(run_config.data)
+    except (FileNotFoundError, ValueError):
+        return  # a vocab_size given with no vocabulary file (resolve_vocab_size trusts it)
+    if not os.path.isfile(source):
+        return
+    target = os.path.join(run_dir, run_dir_lib.VOCAB_FILENAME)
+    os.makedirs(run_dir, exist_ok=True)
+    if os.path.exists(target):
+        if os.path.samefile(source, target):
+            return
+        with open(source, "rb") as a, open(target, "rb") as b:
+            same = a.read() == b.read()
+        if same:
+            return
+        if resuming:
+            raise ConfigMismatchError(
+                f"Cannot resume {run_dir}: its {run_dir_lib.VOCAB_FILENAME} differs from the "
+                f"vocabulary {source} asked for (the checkpoints embed the run's word ids). "
+                "Use a new --run_dir, or the run's vocabulary (--vocab_file).")
+    shutil.copyfile(source, target + ".tmp")
+    os.replace(target + ".tmp", target)
 
 
 def train(run_config: RunConfig, run_dir: str, progress: bool = True,
