@@ -30,7 +30,7 @@ SHAPES_PRE_FLAGS := --image_size=128
 endif
 TRUNK ?=
 
-.PHONY: help venv test demo preprocess train eval export bench clean-venv
+.PHONY: help venv test demo demo-readme preprocess train eval export bench clean-venv
 .DEFAULT_GOAL := venv
 
 # The datasets tf_rmi knows (tf_rmi/config.py); the targets that read DATASET
@@ -50,7 +50,8 @@ help:
 	@echo "  make help        this list"
 	@echo "  make venv        create $(VENV) and install tf_rmi with its test extras"
 	@echo "  make test        run the test suite (PYTEST_ARGS=... passes options to pytest)"
-	@echo "  make demo        the whole pipeline on the synthetic 'shapes' set (CPU, minutes)"
+	@echo "  make demo        the whole pipeline on the synthetic 'shapes' set (CPU, minutes) [STEPS=N]"
+	@echo "  make demo-readme copy experiments/demo/summary.md into README.md's demo block"
 	@echo "  make preprocess  write TFRecords: DATASET= DATA_ROOT= OUT= [SPLITS=]"
 	@echo "  make train       train a run: DATASET= MODEL=RMI|LSTM WEIGHTS=deeplab|resnet RUN= [ITERS=] [PRETRAINED=]"
 	@echo "  make eval        evaluate a run: CKPT= SPLIT= OUT= [CRF=1]"
@@ -73,6 +74,10 @@ test: venv
 
 demo: venv
 	$(PY) -m tf_rmi.demo $(if $(STEPS),--steps=$(STEPS),)
+
+# Copies experiments/demo/summary.md into README.md's demo block.
+demo-readme: venv
+	$(PY) -c "from tf_rmi.demo_lib import update_readme; update_readme('experiments/demo/summary.md', 'README.md')"
 
 preprocess: venv
 	$(PY) -m preprocess.build_data --dataset=$(DATASET) --data_root=$(DATA_ROOT) \

@@ -307,6 +307,65 @@ def bench_train_step(settings: Settings) -> dict:
     }
 
 
+def bench_demo_step(settings: Settings) -> dict:
+    """The demo's training step (tf_rmi.demo_lib.DemoConfig: small trunk, 128 px,
+    64-wide head) for RMI and LSTM at the demo's batch and at twice it, with
+    expressions of the synthetic set's lengths; per-sample throughput compared
+    side by side, FLOPs by the profiler and the fraction of the machine's
+    matmul rate measured in the same run."""
+    import dataclasses as dc
+
+    import numpy as np
+    import tensorflow as tf
+
+    from tf_rmi import train_lib
+    from tf_rmi.config import TrainConfig
+    from tf_rmi.demo_lib import DemoConfig, _run_config
+    from tf_rmi.models.segmenter import build_model
+
+    demo = DemoConfig()
+    if settings.quick:
+        demo = dc.replace(demo, input_size=64, dim=8, small_trunk_width=4)
+    batches = (demo.batch_size, 2 * demo.batch_size)
+    rng = np.random.default_rng(0)
+    out = {"batch_sizes": list(batches), "models": {}}
+    for kind in ("RMI", "LSTM"):
+        run_cfg = _run_config(demo, kind, "")
+        cfg = dc.replace(run_cfg.model, vocab_size=67)
+        model = build_model(cfg)
+        optimizer = train_lib.make_optimizer(TrainConfig(learning_rate=demo.learning_rate))
+        step, forward_backward = make_train_step(model, optimizer, settings.jit_compile)
+        fns, flops = {}, {}
+        for batch in batches:
+            size = cfg.input_size
+            images = tf.random.normal([batch, size, size, 3], seed=2) * 50.0
+            # The synthetic set's sentences run from 1 to 20 words.
+            words = tf.constant(front_padded_words(cfg.num_words,
+                                                   list(rng.integers(1, 21, batch)), 67))
+            mask = tf.cast(tf.random.uniform([batch, size, size, 1], seed=3) > 0.9, tf.float32)
+            fns[f"batch_{batch}"] = (lambda i=images, w=words, m=mask: step(i, w, m).numpy())
+            # Every step runs for some element of a mixed batch: count all branches.
+            flops[batch] = harness.graph_flops(
+                forward_backward.get_concrete_function(images, words, mask),
+                lambda name: None) / 1e9  # None: the larger (compute) branch
+        timings = harness.interleaved_compare(fns, warmup=1, repeats=settings.repeats)
+        entry = {}
+        for batch in batches:
+            t = timings[f"batch_{batch}"]
+            entry[f"batch_{batch}"] = dict(t, gflop_step=flops[batch],
+                                           samples_per_s=batch / t["median_s"],
+                                           achieved_gflops=flops[batch] / t["median_s"])
+        out["models"][kind] = entry
+    dtype = "float32" if settings.precision == "float32" else settings.precision.split("_")[1]
+    matmul = harness.matmul_gflops(512 if settings.quick else 2048, repeats=max(5, settings.repeats),
+                                   dtype=dtype)
+    out["matmul"] = matmul
+    for entry in out["models"].values():
+        for value in entry.values():
+            value["fraction_of_matmul_rate"] = value["achieved_gflops"] / matmul["gflops"]
+    return out
+
+
 # ---------------------------------------------------------------- evaluation
 
 
@@ -516,7 +575,8 @@ def _child_main(argv: List[str]) -> None:
 
 # ----------------------------------------------------------------- the suite
 
-BENCHMARKS = {"head": bench_head, "train_step": bench_train_step, "eval": bench_eval,
+BENCHMARKS = {"head": bench_head, "train_step": bench_train_step, "demo_step": bench_demo_step,
+              "eval": bench_eval,
               "preprocess": bench_preprocess, "memory": bench_memory}
 
 

@@ -155,3 +155,16 @@ def test_quick_results_do_not_replace_latest_md(tmp_path):
     paths = suite.write_results(results, str(tmp_path))
     assert os.path.basename(paths["markdown"]) == "latest-quick.md"
     assert paths["json"].endswith("-cpu2-quick.json")
+
+
+def test_demo_step_benchmark_runs_both_models_at_two_batches():
+    result = suite.bench_demo_step(suite.Settings(quick=True, repeats=1))
+    assert set(result["models"]) == {"RMI", "LSTM"}
+    b1, b2 = result["batch_sizes"]
+    for entry in result["models"].values():
+        small, large = entry[f"batch_{b1}"], entry[f"batch_{b2}"]
+        # The FLOP count grows with the batch, and every figure is positive.
+        assert large["gflop_step"] > small["gflop_step"] > 0
+        assert small["samples_per_s"] > 0 and 0 < small["fraction_of_matmul_rate"]
+    assert result["models"]["RMI"][f"batch_{b1}"]["gflop_step"] > \
+        result["models"]["LSTM"][f"batch_{b1}"]["gflop_step"]

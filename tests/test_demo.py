@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tf_rmi import metrics
-from tf_rmi.demo import DemoConfig, compare_models, run_demo
+from tf_rmi.demo_lib import DemoConfig, compare_models, run_demo
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +108,18 @@ def test_summary_prints_the_papers_relative_gains(demo_run):
     table = open(os.path.join(out, "summary.md")).read()
     gain = summary["paper_relative_gain"]["Gref"][-1]["relative_gain_percent"]
     assert f"{gain:+.2f} %" in table
+
+
+def test_update_readme_replaces_only_the_demo_block(demo_run, tmp_path):
+    from tf_rmi.demo_lib import README_BEGIN, README_END, update_readme
+
+    _, out, _, _ = demo_run
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n{README_BEGIN}\nold table\n{README_END}\nrest\n")
+    update_readme(os.path.join(out, "summary.md"), str(readme))
+    text = readme.read_text()
+    assert "old table" not in text and "| RMI |" in text
+    assert text.startswith("# title\n") and text.endswith(f"{README_END}\nrest\n")
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="block to replace"):
+        update_readme(os.path.join(out, "summary.md"), str(readme))

@@ -212,7 +212,8 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                       lr_decay_steps: Optional[int] = None, eval_every: int = 0,
                       eval_split: str = "val", eval_max_expressions: int = 0,
                       small_trunk_input_scale: float = 1.0,
-                      small_trunk_norm: str = "none") -> RunConfig:
+                      small_trunk_norm: str = "none", small_trunk_residual: bool = False,
+                      small_trunk_aligned: bool = False) -> RunConfig:
     """A RunConfig from plain values (what `train.py`'s flags hold).
 
     `iterations` / `snapshot_every` default to the dataset's budget in
@@ -246,7 +247,10 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
     model_cfg = ModelConfig(model=model, weights=weights, trunk=trunk,
                             small_trunk_width=small_trunk_width,
                             small_trunk_input_scale=float(small_trunk_input_scale),
-                            small_trunk_norm=small_trunk_norm, vocab_size=int(vocab_size or 0),
+                            small_trunk_norm=small_trunk_norm,
+                            small_trunk_residual=bool(small_trunk_residual),
+                            small_trunk_aligned=bool(small_trunk_aligned),
+                            vocab_size=int(vocab_size or 0),
                             input_size=input_size, num_words=num_words, visual_dim=visual_dim,
                             embed_dim=embed_dim, lstm_units=lstm_units, mlstm_units=mlstm_units)
     train = TrainConfig(iterations=iterations, snapshot_every=snapshot_every, batch_size=batch_size,
