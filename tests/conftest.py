@@ -54,3 +54,37 @@ def decisive_tiny_model(cfg: ModelConfig, seed: int = 0):
     logits = model((probe, words))["logits"].numpy()
     model.conv2.bias.assign(model.conv2.bias - np.median(logits))
     return model
+
+
+def write_tiny_run(run_dir: str, words, vocab_path: str, seed: int = 1):
+    """A run directory of a decisive tiny RMI model: config.json naming the
+    vocabulary `words` (written to `vocab_path`) and one checkpoint. Returns `run_dir`."""
+    import tensorflow as tf
+
+    from tf_rmi.config import DataConfig, RunConfig
+    from tf_rmi.data.text import write_vocabulary
+    from tf_rmi.run_dir import CHECKPOINT_PREFIX, checkpoint_dir
+
+    write_vocabulary(words, vocab_path)
+    model = decisive_tiny_model(tiny_model_config(vocab_size=len(words)), seed=seed)
+    RunConfig(data=DataConfig(dataset="tiny", vocab_file=vocab_path),
+              model=model.config).save(run_dir)
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), checkpoint_dir(run_dir), 1,
+                               checkpoint_name=CHECKPOINT_PREFIX).save()
+    return run_dir
+
+
+def copy_run_with_a_missing_config_vocabulary(run_dir: str, dest) -> str:
+    """A copy of `run_dir` whose config.json names a vocabulary that does not
+    exist, so only the run's own vocab.txt can serve. Returns the copy's path."""
+    import json
+    import shutil
+
+    shutil.copytree(run_dir, dest)
+    path = os.path.join(str(dest), "config.json")
+    with open(path) as f:
+        config = json.load(f)
+    config["data"]["vocab_file"] = "gone/vocab.txt"
+    with open(path, "w") as f:
+        json.dump(config, f)
+    return str(dest)

@@ -9,15 +9,11 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 from scipy import ndimage
 
-from tests.conftest import REPO_ROOT, decisive_tiny_model, tiny_model_config
+from tests.conftest import REPO_ROOT, write_tiny_run
 from tf_rmi import export_lib
-from tf_rmi.config import DataConfig, RunConfig
-from tf_rmi.data.text import write_vocabulary
-from tf_rmi.run_dir import CHECKPOINT_PREFIX, checkpoint_dir
 
 WORDS = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left", "of", "big"]
 TINY_TRAIN_FLAGS = ["--trunk=small", "--small_trunk_width=8", "--input_size=64", "--num_words=6",
@@ -63,15 +59,9 @@ def tiny_run(tmp_path_factory):
     """A run directory (decisive tiny RMI model) whose config names its vocabulary by path."""
     root = tmp_path_factory.mktemp("cli_run")
     vocab_path = str(root / "words.txt")
-    write_vocabulary(WORDS, vocab_path)
-    model = decisive_tiny_model(tiny_model_config(vocab_size=len(WORDS)), seed=1)
-    run_dir = root / "run"
-    RunConfig(data=DataConfig(dataset="tiny", vocab_file=vocab_path),
-              model=model.config).save(str(run_dir))
-    shutil.copyfile(vocab_path, run_dir / "vocab.txt")
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), checkpoint_dir(str(run_dir)), 1,
-                               checkpoint_name=CHECKPOINT_PREFIX).save()
-    return str(run_dir)
+    run_dir = write_tiny_run(str(root / "run"), WORDS, vocab_path)
+    shutil.copyfile(vocab_path, os.path.join(run_dir, "vocab.txt"))
+    return run_dir
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tests.conftest import decisive_tiny_model, tiny_model_config
+from tests.conftest import (copy_run_with_a_missing_config_vocabulary, decisive_tiny_model,
+                            tiny_model_config)
 from tf_rmi import export_lib
 from tf_rmi.config import DataConfig, RunConfig
 from tf_rmi.data.text import write_vocabulary
@@ -248,13 +249,7 @@ def test_export_directory_is_readable_by_others(export_dir):
 
 
 def test_export_uses_the_run_directory_vocabulary(run_dir, tmp_path):
-    import shutil
-
-    copy = tmp_path / "copy"
-    shutil.copytree(run_dir, copy)
-    config = json.load(open(copy / "config.json"))
-    config["data"]["vocab_file"] = "gone/vocab.txt"
-    json.dump(config, open(copy / "config.json", "w"))
-    out = export_lib.export_run(str(copy), str(tmp_path / "exp"))
+    copy = copy_run_with_a_missing_config_vocabulary(run_dir, tmp_path / "copy")
+    out = export_lib.export_run(copy, str(tmp_path / "exp"))
     assets = os.path.join(out, "assets")
     assert open(os.path.join(assets, "vocab.txt")).read().split() == WORDS

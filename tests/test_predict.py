@@ -8,11 +8,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tests.conftest import REPO_ROOT, decisive_tiny_model, tiny_model_config
+from tests.conftest import REPO_ROOT, copy_run_with_a_missing_config_vocabulary, write_tiny_run
 from tf_rmi import export_lib, predict
-from tf_rmi.config import DataConfig, RunConfig
-from tf_rmi.data.text import EmptySentenceError, write_vocabulary
-from tf_rmi.run_dir import CHECKPOINT_PREFIX, checkpoint_dir
+from tf_rmi.data.text import EmptySentenceError
 
 WORDS = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left", "of", "big"]
 
@@ -20,14 +18,7 @@ WORDS = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left", "of"
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
-    vocab_path = str(root / "vocab.txt")
-    write_vocabulary(WORDS, vocab_path)
-    cfg = tiny_model_config(vocab_size=len(WORDS))
-    model = decisive_tiny_model(cfg, seed=1)
-    RunConfig(data=DataConfig(dataset="tiny", vocab_file=vocab_path), model=cfg).save(str(root))
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), checkpoint_dir(str(root)), 1,
-                               checkpoint_name=CHECKPOINT_PREFIX).save()
-    return str(root)
+    return write_tiny_run(str(root), WORDS, str(root / "vocab.txt"))
 
 
 @pytest.fixture(scope="module")
@@ -230,15 +221,8 @@ def test_saved_model_predictor_names_a_non_utf8_expression(saved_model):
 def test_run_predictor_prefers_the_run_directory_vocabulary(run_dir, tmp_path):
     # The fixture's config names the vocabulary by absolute path; a copy of the
     # run whose config names a path that no longer exists still works.
-    import json
-    import shutil
-
-    copy = tmp_path / "copy"
-    shutil.copytree(run_dir, copy)
-    config = json.load(open(copy / "config.json"))
-    config["data"]["vocab_file"] = "gone/vocab.txt"
-    json.dump(config, open(copy / "config.json", "w"))
-    assert predict.RunPredictor(str(copy)).vocab.tokens == WORDS
+    copy = copy_run_with_a_missing_config_vocabulary(run_dir, tmp_path / "copy")
+    assert predict.RunPredictor(copy).vocab.tokens == WORDS
 
 
 def test_an_empty_mask_is_warned_about_and_captioned(run_dir, image_path, tmp_path, monkeypatch):

@@ -20,9 +20,7 @@ and figures to experiments/demo/:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import sys
 import time
 from typing import Dict, List, Optional
 
@@ -340,13 +338,10 @@ def summary_markdown(summary: dict) -> str:
 
 def _write(summary: dict, output_dir: str) -> None:
     os.makedirs(output_dir, exist_ok=True)
-    for name, content in (("summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n"),
-                          ("summary.md", summary_markdown(summary))):
-        path = os.path.join(output_dir, name)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(content)
-        os.replace(tmp, path)
+    from tf_rmi import atomic_io
+
+    atomic_io.write_json(os.path.join(output_dir, "summary.json"), summary)
+    atomic_io.write_text(os.path.join(output_dir, "summary.md"), summary_markdown(summary))
 
 
 README_BEGIN = "<!-- demo-summary:begin (generated from experiments/demo/summary.md) -->"
@@ -363,8 +358,7 @@ def update_readme(summary_md: str, readme: str) -> None:
     begin, end = text.find(README_BEGIN), text.find(README_END)
     if begin < 0 or end < begin:
         raise ValueError(f"{readme} has no {README_BEGIN} ... {README_END} block to replace")
-    text = text[:begin + len(README_BEGIN)] + "\n" + table + "\n" + text[end:]
-    tmp = f"{readme}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, readme)
+    from tf_rmi import atomic_io
+
+    atomic_io.write_text(readme, text[:begin + len(README_BEGIN)] + "\n" + table + "\n"
+                         + text[end:])

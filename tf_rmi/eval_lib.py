@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import os
 import sys
 import time
@@ -30,7 +29,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_rmi import metrics
+from tf_rmi import atomic_io, metrics
 from tf_rmi.config import EvalConfig, RunConfig
 from tf_rmi.data import image_ops, paper_tables, pipeline
 
@@ -251,17 +250,6 @@ def _write_figures(samples: List[dict], out_dir: str) -> None:
     visualize.write_eval_figures(samples, out_dir)
 
 
-def _atomic_write(path: str, content: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(content)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def results_markdown(results: dict) -> str:
     """A Markdown table of the metrics (raw and CRF) and the length breakdown."""
     rows = [("raw", results["raw"])] + ([("DenseCRF", results["crf"])] if results["crf"] else [])
@@ -317,9 +305,8 @@ def default_output_dir(checkpoint_prefix: str, split: str, root: str = "experime
 def write_results(results: dict, out_dir: str) -> None:
     """results.json and results.md under `out_dir`, each written atomically."""
     os.makedirs(out_dir, exist_ok=True)
-    _atomic_write(os.path.join(out_dir, "results.json"),
-                  json.dumps(results, indent=2, sort_keys=True) + "\n")
-    _atomic_write(os.path.join(out_dir, "results.md"), results_markdown(results))
+    atomic_io.write_json(os.path.join(out_dir, "results.json"), results)
+    atomic_io.write_text(os.path.join(out_dir, "results.md"), results_markdown(results))
 
 
 def console_summary(results: dict) -> str:

@@ -47,6 +47,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
+from tf_rmi import atomic_io
 from tf_rmi import run_dir as run_dir_lib
 from tf_rmi.config import (DEFAULT_ITERATIONS, DEFAULT_KEEP_CHECKPOINTS,
                            DEFAULT_LR_DECAY_STEPS, DEFAULT_SNAPSHOT_EVERY, DataConfig, ModelConfig,
@@ -499,7 +500,7 @@ class Validator:
         if self.best is None or entry["overall_iou"] > self.best["overall_iou"]:
             prefix = self.manager.save(checkpoint_number=step)
             self.best = dict(entry, checkpoint=os.path.relpath(prefix, self.run_dir))
-            _write_json_atomic(self.best_path, self.best)
+            atomic_io.write_json(self.best_path, self.best)
         return entry
 
 
@@ -523,14 +524,6 @@ def _read_json(path: str) -> Optional[dict]:
         return None
     with open(path, encoding="utf-8") as f:
         return json.load(f)
-
-
-def _write_json_atomic(path: str, value: dict) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def _copy_vocabulary(run_config: RunConfig, run_dir: str, resuming: bool) -> None:

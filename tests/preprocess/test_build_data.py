@@ -481,22 +481,34 @@ def test_degenerate_samples_are_kept_on_evaluation_splits_and_counted(tmp_path):
     assert by_image["2"]["degenerate"].numpy() == b""
 
 
-def test_refer_masks_are_decoded_at_the_image_file_size(tmp_path, gref_vocab_file):
-    """The original decodes polygons at `im.shape`: instances.json's size is not used."""
+def _build_refer_train_with_edited_instances(tmp_path, vocab_file, edit):
+    """Writes the REFER fixture under <tmp_path>/raw, lets `edit(instances)`
+    change its instances.json in place, and builds the unc train split; returns
+    (fixture, stats, out dir)."""
     root = str(tmp_path / "raw")
     expected = fixtures.write_refer(root)
     path = os.path.join(root, "refcoco", "instances.json")
     with open(path) as f:
         instances = json.load(f)
-    for image in instances["images"]:
-        if image["id"] == 1:
-            image["height"], image["width"] = 30, 40  # the file is 24x32
+    edit(instances)
     with open(path, "w") as f:
         json.dump(instances, f)
     out = str(tmp_path / "out")
     stats = preprocess_lib.build_dataset(refer.ReferSource(root, "unc"), out, splits=["train"],
-                                         vocab_file=gref_vocab_file, num_workers=1,
+                                         vocab_file=vocab_file, num_workers=1,
                                          progress=False)["train"]
+    return expected, stats, out
+
+
+def test_refer_masks_are_decoded_at_the_image_file_size(tmp_path, gref_vocab_file):
+    """The original decodes polygons at `im.shape`: instances.json's size is not used."""
+    def misstate_size(instances):
+        for image in instances["images"]:
+            if image["id"] == 1:
+                image["height"], image["width"] = 30, 40  # the file is 24x32
+
+    expected, stats, out = _build_refer_train_with_edited_instances(
+        tmp_path, gref_vocab_file, misstate_size)
     assert stats.skipped == {} and stats.degenerate_records == 0
     for record in read_records(pipeline.shard_paths(out, "unc", "train")):
         if record["ann_id"].numpy() == b"101":
@@ -508,27 +520,20 @@ def test_refer_masks_are_decoded_at_the_image_file_size(tmp_path, gref_vocab_fil
 def test_short_polygons_are_decoded_as_pycocotools_and_counted(tmp_path, gref_vocab_file):
     from pycocotools import mask as cocomask
 
-    root = str(tmp_path / "raw")
-    fixtures.write_refer(root)
-    path = os.path.join(root, "refcoco", "instances.json")
-    with open(path) as f:
-        instances = json.load(f)
-    for ann in instances["annotations"]:
-        if ann["id"] == 101:  # train ref 1, two sentences
-            ann["segmentation"] = [fixtures.rect_polygon(2, 3, 10, 8), [20, 10, 30, 20]]
-    with open(path, "w") as f:
-        json.dump(instances, f)
-    out = str(tmp_path / "out")
-    stats = preprocess_lib.build_dataset(refer.ReferSource(root, "unc"), out, splits=["train"],
-                                         vocab_file=gref_vocab_file, num_workers=1,
-                                         progress=False)["train"]
+    def shorten_a_part(instances):
+        for ann in instances["annotations"]:
+            if ann["id"] == 101:  # train ref 1, two sentences
+                ann["segmentation"] = [fixtures.rect_polygon(2, 3, 10, 8), [20, 10, 30, 20]]
+
+    _, stats, out = _build_refer_train_with_edited_instances(tmp_path, gref_vocab_file,
+                                                             shorten_a_part)
     assert stats.count == 3 and stats.degenerate == {"short_polygon": 2}
     assert "kept but degenerate: 2 (short_polygon 2)" in stats.summary()
     # pycocotools reads the 4-coordinate part as a polygon (it follows a longer
     # first part) and draws nothing for it.
     direct = np.max(cocomask.decode(cocomask.frPyObjects(
         [fixtures.rect_polygon(2, 3, 10, 8), [20, 10, 30, 20]], 24, 32)), axis=2) > 0
-    source = refer.ReferSource(root, "unc")
+    source = refer.ReferSource(str(tmp_path / "raw"), "unc")  # the helper's fixture
     expr = [e for e in source.expressions("train") if e.ann_id == "101"][0]
     np.testing.assert_array_equal(source.load_mask(expr), direct)
     assert source.mask_notes(expr) == ["short_polygon"]

@@ -58,7 +58,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tf_rmi import config
+from tf_rmi import atomic_io, config
 from tf_rmi.data import image_ops, pipeline, schema, text
 from tf_rmi.data.sources import DataError, Expression, Source
 
@@ -160,14 +160,6 @@ def _expressions_sha256(expressions: Sequence[Expression]) -> str:
         digest.update(json.dumps([e.image_id, e.ref_id, e.ann_id, e.sent_id, sentence,
                                   e.split]).encode("utf-8"))
     return digest.hexdigest()
-
-
-def _write_json_atomic(path: str, value: Any) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def _shard_pattern(split: str) -> "re.Pattern":
@@ -573,7 +565,7 @@ def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str
     def save() -> None:
         entry["shards"] = [complete[i] for i in sorted(complete)]
         manifest["splits"][split] = entry
-        _write_json_atomic(manifest_path, manifest)
+        atomic_io.write_json(manifest_path, manifest)
 
     def on_result(result: Dict[str, Any]) -> None:
         complete[result["index"]] = result
