@@ -204,6 +204,37 @@ def test_first_adam_step_receives_doubled_bias_gradients(tfrecord_dir, tmp_path)
     assert checked[1.0] and checked[2.0]
 
 
+def test_trunk_learning_rate_mult_scales_only_the_small_trunks_steps():
+    """One Adam step from the same weights and gradients: with the multiplier
+    the small trunk's variables move by mult x the plain step, the rest alike."""
+    from tf_rmi.models.segmenter import build_model
+
+    def one_step(mult):
+        tf.keras.utils.set_random_seed(0)
+        model = build_model(tiny_model_config(vocab_size=VOCAB_SIZE))
+        cfg = dataclasses.replace(TrainConfig(learning_rate=1e-2),
+                                  trunk_learning_rate_mult=mult)
+        optimizer = train_lib.make_optimizer(cfg)
+        before = [v.numpy().copy() for v in model.trainable_variables]
+        grads = [tf.ones_like(v) * ((-1.0) ** k) for k, v in enumerate(model.trainable_variables)]
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return model, [v.numpy() - b for v, b in zip(model.trainable_variables, before)]
+
+    model, plain = one_step(1.0)
+    _, scaled = one_step(0.25)
+    trunk_ids = {id(v) for v in model.trunk.trainable_variables}
+    assert trunk_ids
+    for variable, a, b in zip(model.trainable_variables, plain, scaled):
+        factor = 0.25 if id(variable) in trunk_ids else 1.0
+        np.testing.assert_allclose(b, factor * a, rtol=1e-4, atol=1e-9, err_msg=variable.path)
+
+
+def test_trunk_learning_rate_mult_is_refused_for_the_frozen_resnet():
+    config = RunConfig(train=TrainConfig(trunk_learning_rate_mult=0.1))
+    with pytest.raises(ValueError, match="needs trunk='small'"):
+        train_lib._check_consistent(config)
+
+
 # ------------------------------------------------------------------ the loop
 
 

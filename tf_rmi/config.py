@@ -94,6 +94,7 @@ class ModelConfig:
     small_trunk_norm_groups: int = 4
     small_trunk_residual: bool = False  # identity shortcuts around the stride-1 convs
     small_trunk_aligned: bool = False  # cell k centred on pixel 8k (see SmallTrunk)
+    small_trunk_standardize: bool = False  # linear conv7, output standardised per image
     vocab_size: int = 12112
     input_size: int = 320
     num_words: int = 20
@@ -128,6 +129,9 @@ class TrainConfig:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_epsilon: float = 1e-8
+    # The small trunk only (the original's trunk is frozen: it has no learning
+    # rate): its variables step at learning_rate x this (train_lib.make_optimizer).
+    trunk_learning_rate_mult: float = 1.0
     pretrained: Optional[str] = None  # trunk weights to start from
     keep_checkpoints: int = 5
     shuffle_buffer: int = 1000

@@ -46,6 +46,10 @@ flags.DEFINE_float("small_trunk_input_scale", 1.0, "Small trunk only: input mult
 flags.DEFINE_enum("small_trunk_norm", "none", ["none", "group"], "Small trunk only: normalisation.")
 flags.DEFINE_bool("small_trunk_residual", False, "Small trunk only: identity shortcuts.")
 flags.DEFINE_bool("small_trunk_aligned", False, "Small trunk only: cell k centred on pixel 8k.")
+flags.DEFINE_bool("small_trunk_standardize", False, "Small trunk only: linear last conv, output "
+                  "standardised per image and channel over the cells.")
+flags.DEFINE_float("trunk_learning_rate_mult", 1.0, "Small trunk only: its variables step at "
+                   "learning_rate x this.")
 flags.DEFINE_integer("max_steps", None, "Stop (with a checkpoint) once this step is reached.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 flags.mark_flag_as_required("run_dir")
@@ -57,7 +61,8 @@ _CONFIG_FLAGS = ("dataset", "tfrecord_dir", "vocab_file", "model", "weights", "t
                  "jit_compile", "seed", "visual_dim", "embed_dim", "lstm_units", "mlstm_units",
                  "log_every", "lr_decay_steps", "eval_every", "eval_split", "eval_max_expressions",
                  "small_trunk_input_scale", "small_trunk_norm", "small_trunk_residual",
-                 "small_trunk_aligned")
+                 "small_trunk_aligned", "small_trunk_standardize",
+                 "trunk_learning_rate_mult")
 
 
 def main(argv):

@@ -167,11 +167,36 @@ def learning_rate_schedule(train_cfg: TrainConfig) -> keras.optimizers.schedules
         end_learning_rate=train_cfg.end_learning_rate, power=train_cfg.lr_power, cycle=False)
 
 
+@keras.saving.register_keras_serializable(package="tf_rmi")
+class TrunkScaledAdam(keras.optimizers.Adam):
+    """Adam whose small-trunk variables (names under `small_trunk/`) step at
+    `trunk_learning_rate_mult` times the learning rate; every other variable,
+    and the slots, exactly as Adam. Scaling the gradient cannot do this: Adam's
+    step does not depend on the gradient's scale."""
+
+    def __init__(self, trunk_learning_rate_mult: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.trunk_learning_rate_mult = float(trunk_learning_rate_mult)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if "small_trunk/" in variable.name:
+            learning_rate = learning_rate * self.trunk_learning_rate_mult
+        return super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return dict(super().get_config(), trunk_learning_rate_mult=self.trunk_learning_rate_mult)
+
+
 def make_optimizer(train_cfg: TrainConfig, precision: str = "float32") -> keras.optimizers.Optimizer:
-    """Adam with the decayed learning rate; wrapped in a LossScaleOptimizer for float16."""
-    optimizer = keras.optimizers.Adam(
-        learning_rate=learning_rate_schedule(train_cfg), beta_1=train_cfg.adam_beta1,
-        beta_2=train_cfg.adam_beta2, epsilon=train_cfg.adam_epsilon)
+    """Adam with the decayed learning rate (the small trunk's variables at
+    `trunk_learning_rate_mult` x it when that is not 1); wrapped in a
+    LossScaleOptimizer for float16."""
+    adam = dict(learning_rate=learning_rate_schedule(train_cfg), beta_1=train_cfg.adam_beta1,
+                beta_2=train_cfg.adam_beta2, epsilon=train_cfg.adam_epsilon)
+    if train_cfg.trunk_learning_rate_mult != 1.0:
+        optimizer = TrunkScaledAdam(train_cfg.trunk_learning_rate_mult, **adam)
+    else:
+        optimizer = keras.optimizers.Adam(**adam)
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
@@ -214,7 +239,9 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                       eval_split: str = "val", eval_max_expressions: int = 0,
                       small_trunk_input_scale: float = 1.0,
                       small_trunk_norm: str = "none", small_trunk_residual: bool = False,
-                      small_trunk_aligned: bool = False) -> RunConfig:
+                      small_trunk_aligned: bool = False,
+                      small_trunk_standardize: bool = False,
+                      trunk_learning_rate_mult: float = 1.0) -> RunConfig:
     """A RunConfig from plain values (what `train.py`'s flags hold).
 
     `iterations` / `snapshot_every` default to the dataset's budget in
@@ -251,6 +278,7 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                             small_trunk_norm=small_trunk_norm,
                             small_trunk_residual=bool(small_trunk_residual),
                             small_trunk_aligned=bool(small_trunk_aligned),
+                            small_trunk_standardize=bool(small_trunk_standardize),
                             vocab_size=int(vocab_size or 0),
                             input_size=input_size, num_words=num_words, visual_dim=visual_dim,
                             embed_dim=embed_dim, lstm_units=lstm_units, mlstm_units=mlstm_units)
@@ -259,7 +287,8 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                         keep_checkpoints=keep_checkpoints, seed=seed, strategy=strategy,
                         precision=precision, jit_compile=jit_compile, log_every=log_every,
                         lr_decay_steps=int(lr_decay_steps), eval_every=int(eval_every or 0),
-                        eval_split=eval_split, eval_max_expressions=int(eval_max_expressions or 0))
+                        eval_split=eval_split, eval_max_expressions=int(eval_max_expressions or 0),
+                        trunk_learning_rate_mult=float(trunk_learning_rate_mult))
     return RunConfig(data=data, model=model_cfg, train=train)
 
 
@@ -314,6 +343,12 @@ def _check_consistent(run_config: RunConfig) -> None:
     if t.eval_every < 0 or t.eval_max_expressions < 0:
         raise ValueError(f"eval_every and eval_max_expressions must be >= 0, got "
                          f"{t.eval_every} and {t.eval_max_expressions}")
+    if t.trunk_learning_rate_mult != 1.0 and m.trunk != "small":
+        raise ValueError(f"trunk_learning_rate_mult={t.trunk_learning_rate_mult} needs "
+                         f"trunk='small' (the {m.trunk} trunk is frozen, as the original's)")
+    if not t.trunk_learning_rate_mult > 0:
+        raise ValueError(f"trunk_learning_rate_mult must be positive, got "
+                         f"{t.trunk_learning_rate_mult}")
     if t.pretrained and m.trunk != "resnet101":
         raise ValueError(f"pretrained={t.pretrained!r} needs trunk='resnet101' "
                          f"(the {m.trunk} trunk has no pretrained weights)")

@@ -273,3 +273,31 @@ def test_small_trunk_residual_adds_the_input_of_width_keeping_convs():
         expected = expected + y if stride == 1 and expected.shape[-1] == out else y
     np.testing.assert_allclose(residual(x).numpy(), expected.numpy(), rtol=1e-5, atol=1e-4)
     assert residual.get_config()["residual"] is True
+
+
+def test_small_trunk_standardize_centres_each_image_and_channel_over_the_cells():
+    import numpy as np
+    from tf_rmi.models.trunk import SmallTrunk
+
+    plain = build_trunk(ModelConfig(trunk="small", small_trunk_width=4))
+    std = build_trunk(ModelConfig(trunk="small", small_trunk_width=4,
+                                  small_trunk_standardize=True))
+    std.set_weights(plain.get_weights())  # same variables: only the function changes
+    x = np.random.default_rng(3).normal(0, 60, (2, 64, 64, 3)).astype("float32")
+    out = std(x).numpy()
+    np.testing.assert_allclose(out.mean(axis=(1, 2)), 0, atol=1e-4)
+    np.testing.assert_allclose(out.std(axis=(1, 2)), 1, atol=1e-2)
+    assert out.min() < 0  # conv7 is linear: no ReLU before the standardisation
+    # conv7's pre-activation, standardised by hand, is what comes out.
+    h = x
+    for conv in plain.convs[:-1]:
+        h = conv(h)
+    pre = tf.nn.conv2d(h, std.conv7.kernel, 1, "SAME") + std.conv7.bias
+    pre = pre.numpy()
+    expected = (pre - pre.mean(axis=(1, 2), keepdims=True)) / np.sqrt(
+        pre.var(axis=(1, 2), keepdims=True) + 1e-5)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    # Per image: an image alone gives what it gives inside a batch.
+    np.testing.assert_allclose(std(x[1:]).numpy()[0], out[1], rtol=1e-5, atol=1e-5)
+    clone = SmallTrunk.from_config(std.get_config())
+    assert clone.standardize and clone.get_config() == std.get_config()

@@ -370,13 +370,24 @@ class SmallTrunk(keras.layers.Layer):
     default) cell k is centred on pixel 8k+7, so the net must learn a shift of
     7 pixels before it can localise anything. The defaults (1.0, "none",
     False, False) are the plain trunk.
+
+    `standardize=True` makes the last conv (conv7) linear and standardises its
+    output per image and channel over the cells (zero mean, unit variance;
+    instance normalisation without learned scale). Without it the trunk's
+    output is a ReLU map with a large common component, so after the head's
+    l2-normalisation the visual vectors of all cells point almost the same way
+    (mean pairwise cosine 0.83 at initialisation on the demo's images) and the
+    head's first-order gradient cannot tell cells apart: the word can only
+    raise or lower the whole map, and training sits at an "objectness" plateau
+    for thousands of steps. Centred per image, the cells' vectors start
+    spread out.
     """
 
     NORMS = ("none", "group")
 
     def __init__(self, width: int = 32, input_scale: float = 1.0, norm: str = "none",
                  norm_groups: int = 4, residual: bool = False, aligned: bool = False,
-                 **kwargs):
+                 standardize: bool = False, **kwargs):
         kwargs.setdefault("name", "small_trunk")
         super().__init__(**kwargs)
         if int(width) < 1:
@@ -391,6 +402,7 @@ class SmallTrunk(keras.layers.Layer):
         self.norm_groups = int(norm_groups)
         self.residual = bool(residual)
         self.aligned = bool(aligned)
+        self.standardize = bool(standardize)
         self.output_channels = 8 * self.width
         self.output_stride = OUTPUT_STRIDE
         w = self.width
@@ -407,9 +419,10 @@ class SmallTrunk(keras.layers.Layer):
             # aligned: a stride-2 conv pads one pixel on every side (VALID after
             # an explicit pad), so output cell i is centred on input 2i, not 2i+1.
             padding = "valid" if self.aligned and s == 2 else "same"
+            linear = norm == "group" or (self.standardize and name == "conv7")
             setattr(self, name, keras.layers.Conv2D(
                 out, k, strides=s, dilation_rate=d, padding=padding, name=name,
-                activation=None if norm == "group" else "relu",
+                activation=None if linear else "relu",
                 kernel_initializer="glorot_uniform", bias_initializer="zeros"))
             if norm == "group":
                 setattr(self, f"{name}_gn", keras.layers.GroupNormalization(
@@ -449,11 +462,15 @@ class SmallTrunk(keras.layers.Layer):
                 half = (k - 1) // 2
                 x = tf.pad(x, [[0, 0], [half, half], [half, half], [0, 0]])
             y = conv(x)
+            last = conv is self.conv7
             if gn is not None:
-                y = tf.nn.relu(gn(y))
+                y = gn(y) if (last and self.standardize) else tf.nn.relu(gn(y))
             # Residual: a stride-1 conv that keeps the width adds to its input, so
             # each cell keeps its own (local) features beside the dilated context.
             x = x + y if self.residual and stride == 1 and x.shape[-1] == out else y
+        if self.standardize:
+            mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+            x = (x - mean) * tf.math.rsqrt(variance + tf.cast(1e-5, x.dtype))
         return x
 
     def original_variables(self) -> dict:
@@ -469,7 +486,7 @@ class SmallTrunk(keras.layers.Layer):
         config = super().get_config()
         config.update(width=self.width, input_scale=self.input_scale, norm=self.norm,
                       norm_groups=self.norm_groups, residual=self.residual,
-                      aligned=self.aligned)
+                      aligned=self.aligned, standardize=self.standardize)
         return config
 
 
@@ -489,7 +506,8 @@ def build_trunk(model_cfg) -> keras.layers.Layer:
                            norm=model_cfg.small_trunk_norm,
                            norm_groups=model_cfg.small_trunk_norm_groups,
                            residual=model_cfg.small_trunk_residual,
-                           aligned=model_cfg.small_trunk_aligned)
+                           aligned=model_cfg.small_trunk_aligned,
+                           standardize=model_cfg.small_trunk_standardize)
     else:
         raise ValueError(f"Unknown trunk {model_cfg.trunk!r}: use 'resnet101' or 'small'")
     trunk.build((None, None, None, 3))
