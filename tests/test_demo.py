@@ -123,3 +123,27 @@ def test_update_readme_replaces_only_the_demo_block(demo_run, tmp_path):
     readme.write_text("no markers\n")
     with pytest.raises(ValueError, match="block to replace"):
         update_readme(os.path.join(out, "summary.md"), str(readme))
+
+
+def test_kind_breakdown_scores_each_description_kind_of_the_test_split(demo_run):
+    cfg, out, _, summary = demo_run
+    from tf_rmi.data.shapes import KINDS
+    from tf_rmi.demo_lib import expression_kinds
+
+    kinds = expression_kinds(cfg, num_train_images=4, num_test_images=2)
+    results = json.load(open(os.path.join(out, "RMI", "results.json")))
+    assert set(results["per_expression"]["sent_id"]) == set(kinds)  # every one has a kind
+    by_kind = summary["models"]["RMI"]["by_kind"]
+    assert set(by_kind) <= set(KINDS)
+    assert sum(v["count"] for v in by_kind.values()) == results["expressions"]
+    assert "by what the expression asks for" in open(os.path.join(out, "summary.md")).read()
+
+
+def test_kind_breakdown_pools_intersections_and_unions_per_kind():
+    from tf_rmi.demo_lib import kind_breakdown
+
+    per = _per_expression([10, 0, 30, 5], [20, 10, 40, 50], [1, 2, 3, 4], ["a", "b", "c", "d"])
+    out = kind_breakdown(per, {"a": "attributes", "b": "attributes", "c": "relation",
+                               "d": "relation"})
+    assert out["attributes"] == {"count": 2, "overall_iou": 10 / 30, "precision_50": 0.5}
+    assert out["relation"]["overall_iou"] == 35 / 90 and out["relation"]["precision_50"] == 0.5

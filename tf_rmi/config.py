@@ -95,6 +95,7 @@ class ModelConfig:
     small_trunk_residual: bool = False  # identity shortcuts around the stride-1 convs
     small_trunk_aligned: bool = False  # cell k centred on pixel 8k (see SmallTrunk)
     small_trunk_standardize: bool = False  # linear conv7, output standardised per image
+    small_trunk_context: bool = False  # + directional maxima (left/right/above/below)
     vocab_size: int = 12112
     input_size: int = 320
     num_words: int = 20

@@ -44,6 +44,8 @@ class DemoConfig:
     small_trunk_norm: str = "none"
     small_trunk_residual: bool = True
     small_trunk_aligned: bool = True
+    small_trunk_standardize: bool = True
+    trunk_learning_rate_mult: float = 0.05
     dim: int = 64
     steps: int = 4000
     batch_size: int = 8
@@ -90,7 +92,9 @@ def _run_config(cfg: DemoConfig, model: str, tfrecord_dir: str):
         eval_every=cfg.eval_every, eval_max_expressions=cfg.eval_max_expressions,
         small_trunk_input_scale=cfg.small_trunk_input_scale,
         small_trunk_norm=cfg.small_trunk_norm, small_trunk_residual=cfg.small_trunk_residual,
-        small_trunk_aligned=cfg.small_trunk_aligned)
+        small_trunk_aligned=cfg.small_trunk_aligned,
+        small_trunk_standardize=cfg.small_trunk_standardize,
+        trunk_learning_rate_mult=cfg.trunk_learning_rate_mult)
 
 
 def run_demo(cfg: DemoConfig, output_dir: str, work_dir: str, crf: bool = True,
@@ -152,6 +156,9 @@ def run_demo(cfg: DemoConfig, output_dir: str, work_dir: str, crf: bool = True,
                              "precision": fresh["raw"]["precision"]})
         if model_kind == "RMI":
             _expression_figures(model, run_config, tfrecord_dir, output_dir)
+    kinds = expression_kinds(cfg, num_train_images, num_test_images)
+    for model_kind, per in per_expression.items():
+        summary["models"][model_kind]["by_kind"] = kind_breakdown(per, kinds)
     summary["comparison"] = compare_models(per_expression["RMI"], per_expression["LSTM"],
                                            summary["models"]["RMI"]["length_group_bounds"],
                                            cfg.bootstrap_resamples)
@@ -192,6 +199,38 @@ def compare_models(rmi: dict, lstm: dict, bounds, num_resamples: int = 2000) -> 
                            relative_gain_percent=(100.0 * (rmi_iou / lstm_iou - 1.0)
                                                   if lstm_iou > 0 else None)))
     return {"overall": overall, "groups": groups}
+
+
+def expression_kinds(cfg: DemoConfig, num_train_images: Optional[int] = None,
+                     num_test_images: Optional[int] = None) -> Dict[str, str]:
+    """{sent_id: what the expression asks for} of the demo's test split: the
+    generator's description kind (attributes, extreme, ordinal, relation,
+    nearest; tf_rmi.data.shapes.KINDS)."""
+    from tf_rmi.data.shapes import ShapesSource
+
+    source = ShapesSource(seed=cfg.seed, **cfg.shapes_args(num_train_images, num_test_images))
+    return {expr.sent_id: meaning.description.kind
+            for expr, meaning in source.referring_expressions("test")}
+
+
+def kind_breakdown(per_expression: dict, kinds: Dict[str, str]) -> Dict[str, dict]:
+    """Overall IoU and P@0.5 of `evaluate`'s `per_expression` (raw) by the
+    expression's kind (`expression_kinds`); {kind: {count, overall_iou, precision_50}}."""
+    import numpy as np
+
+    from tf_rmi import metrics
+
+    inter = np.asarray(per_expression["raw"]["intersection"], np.float64)
+    union = np.asarray(per_expression["raw"]["union"], np.float64)
+    labels = np.asarray([kinds.get(sid, "unknown") for sid in per_expression["sent_id"]])
+    out = {}
+    for kind in sorted(set(labels.tolist())):
+        sel = labels == kind
+        ious = np.where(union[sel] > 0, inter[sel] / np.maximum(union[sel], 1), 0.0)
+        out[kind] = {"count": int(sel.sum()),
+                     "overall_iou": metrics.overall_iou(inter[sel], union[sel]),
+                     "precision_50": float(np.mean(ious >= 0.5))}
+    return out
 
 
 def paper_relative_gains() -> Dict[str, List[dict]]:
@@ -306,6 +345,19 @@ def summary_markdown(summary: dict) -> str:
     o = comparison["overall"]
     lines.append(f"| all | {o['count']} | | | {100 * o['difference']:+.2f} "
                  f"[{100 * o['low']:+.2f}, {100 * o['high']:+.2f}] | |")
+    by_kind = {m: summary["models"][m].get("by_kind") for m in summary["models"]}
+    if all(by_kind.values()):
+        names = sorted(set().union(*[set(v) for v in by_kind.values()]))
+        lines += ["", "Overall IoU (P@0.5) by what the expression asks for (the generator's "
+                  "description kind; synthetic set only):", "",
+                  "| kind | expressions | " + " | ".join(by_kind) + " |",
+                  "|---|---|" + "---|" * len(by_kind)]
+        for name in names:
+            cells = [by_kind[m].get(name) for m in by_kind]
+            count = next(c["count"] for c in cells if c)
+            lines.append(f"| {name} | {count} | " + " | ".join(
+                f"{_pct(c['overall_iou'])} ({_pct(c['precision_50'])})" if c else "—"
+                for c in cells) + " |")
     paper = summary.get("paper_relative_gain") or {}
     if paper:
         lines += ["", "The paper's relative gain of R+RMI over R+LSTM by length group "

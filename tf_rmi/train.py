@@ -48,6 +48,8 @@ flags.DEFINE_bool("small_trunk_residual", False, "Small trunk only: identity sho
 flags.DEFINE_bool("small_trunk_aligned", False, "Small trunk only: cell k centred on pixel 8k.")
 flags.DEFINE_bool("small_trunk_standardize", False, "Small trunk only: linear last conv, output "
                   "standardised per image and channel over the cells.")
+flags.DEFINE_bool("small_trunk_context", False, "Small trunk only: append the maxima over the "
+                  "cells left of, right of, above and below each cell.")
 flags.DEFINE_float("trunk_learning_rate_mult", 1.0, "Small trunk only: its variables step at "
                    "learning_rate x this.")
 flags.DEFINE_integer("max_steps", None, "Stop (with a checkpoint) once this step is reached.")
@@ -61,7 +63,7 @@ _CONFIG_FLAGS = ("dataset", "tfrecord_dir", "vocab_file", "model", "weights", "t
                  "jit_compile", "seed", "visual_dim", "embed_dim", "lstm_units", "mlstm_units",
                  "log_every", "lr_decay_steps", "eval_every", "eval_split", "eval_max_expressions",
                  "small_trunk_input_scale", "small_trunk_norm", "small_trunk_residual",
-                 "small_trunk_aligned", "small_trunk_standardize",
+                 "small_trunk_aligned", "small_trunk_standardize", "small_trunk_context",
                  "trunk_learning_rate_mult")
 
 

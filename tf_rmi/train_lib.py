@@ -241,6 +241,7 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                       small_trunk_norm: str = "none", small_trunk_residual: bool = False,
                       small_trunk_aligned: bool = False,
                       small_trunk_standardize: bool = False,
+                      small_trunk_context: bool = False,
                       trunk_learning_rate_mult: float = 1.0) -> RunConfig:
     """A RunConfig from plain values (what `train.py`'s flags hold).
 
@@ -279,6 +280,7 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                             small_trunk_residual=bool(small_trunk_residual),
                             small_trunk_aligned=bool(small_trunk_aligned),
                             small_trunk_standardize=bool(small_trunk_standardize),
+                            small_trunk_context=bool(small_trunk_context),
                             vocab_size=int(vocab_size or 0),
                             input_size=input_size, num_words=num_words, visual_dim=visual_dim,
                             embed_dim=embed_dim, lstm_units=lstm_units, mlstm_units=mlstm_units)

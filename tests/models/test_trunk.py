@@ -301,3 +301,33 @@ def test_small_trunk_standardize_centres_each_image_and_channel_over_the_cells()
     np.testing.assert_allclose(std(x[1:]).numpy()[0], out[1], rtol=1e-5, atol=1e-5)
     clone = SmallTrunk.from_config(std.get_config())
     assert clone.standardize and clone.get_config() == std.get_config()
+
+
+def test_directional_max_is_the_maximum_over_the_cells_strictly_on_each_side():
+    import numpy as np
+    from tf_rmi.models.trunk import directional_max
+
+    x = np.random.default_rng(4).uniform(0, 1, (2, 5, 7, 3)).astype("float32")
+    left, right, above, below = [m.numpy() for m in directional_max(tf.constant(x))]
+    for i in range(5):
+        for j in range(7):
+            np.testing.assert_allclose(left[:, i, j], x[:, i, :j].max(1) if j else 0, rtol=0)
+            np.testing.assert_allclose(right[:, i, j], x[:, i, j + 1:].max(1) if j < 6 else 0)
+            np.testing.assert_allclose(above[:, i, j], x[:, :i, j].max(1) if i else 0)
+            np.testing.assert_allclose(below[:, i, j], x[:, i + 1:, j].max(1) if i < 4 else 0)
+
+
+def test_small_trunk_context_appends_four_directional_blocks():
+    import numpy as np
+    from tf_rmi.models.trunk import SmallTrunk, directional_max
+
+    trunk = build_trunk(ModelConfig(trunk="small", small_trunk_width=4, small_trunk_standardize=True,
+                                    small_trunk_context=True))
+    assert trunk.output_channels == 5 * 32
+    x = np.random.default_rng(5).normal(0, 60, (1, 64, 48, 3)).astype("float32")
+    out = trunk(x).numpy()
+    assert out.shape == (1, 8, 6, 160)
+    own = out[..., :32]
+    for k, m in enumerate(directional_max(tf.nn.relu(own))):
+        np.testing.assert_allclose(out[..., 32 * (k + 1):32 * (k + 2)], m.numpy(), rtol=1e-6)
+    assert SmallTrunk.from_config(trunk.get_config()).context

@@ -381,13 +381,21 @@ class SmallTrunk(keras.layers.Layer):
     raise or lower the whole map, and training sits at an "objectness" plateau
     for thousands of steps. Centred per image, the cells' vectors start
     spread out.
+
+    `context=True` appends, to every cell's C output channels, four more
+    C-channel blocks: the maximum of the (ReLU'd) output over the cells
+    strictly to its left, right, above and below (0 where there are none), so
+    output_channels = 5 * 8 * width. A 1x1 head cannot look at other cells;
+    with these a cell can tell "a red object lies to my left", which extremes
+    ("the leftmost circle"), ordinals and relations ("left of the blue star")
+    need and a 7-conv trunk's receptive field does not reliably give.
     """
 
     NORMS = ("none", "group")
 
     def __init__(self, width: int = 32, input_scale: float = 1.0, norm: str = "none",
                  norm_groups: int = 4, residual: bool = False, aligned: bool = False,
-                 standardize: bool = False, **kwargs):
+                 standardize: bool = False, context: bool = False, **kwargs):
         kwargs.setdefault("name", "small_trunk")
         super().__init__(**kwargs)
         if int(width) < 1:
@@ -403,7 +411,8 @@ class SmallTrunk(keras.layers.Layer):
         self.residual = bool(residual)
         self.aligned = bool(aligned)
         self.standardize = bool(standardize)
-        self.output_channels = 8 * self.width
+        self.context = bool(context)
+        self.output_channels = 8 * self.width * (5 if self.context else 1)
         self.output_stride = OUTPUT_STRIDE
         w = self.width
         # (name, kernel size, stride, dilation, output channels)
@@ -471,6 +480,8 @@ class SmallTrunk(keras.layers.Layer):
         if self.standardize:
             mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
             x = (x - mean) * tf.math.rsqrt(variance + tf.cast(1e-5, x.dtype))
+        if self.context:
+            x = tf.concat([x] + directional_max(tf.nn.relu(x)), axis=-1)
         return x
 
     def original_variables(self) -> dict:
@@ -486,8 +497,43 @@ class SmallTrunk(keras.layers.Layer):
         config = super().get_config()
         config.update(width=self.width, input_scale=self.input_scale, norm=self.norm,
                       norm_groups=self.norm_groups, residual=self.residual,
-                      aligned=self.aligned, standardize=self.standardize)
+                      aligned=self.aligned, standardize=self.standardize,
+                      context=self.context)
         return config
+
+
+def _shift(x, k: int, axis: int, forward: bool):
+    """x shifted by k cells along `axis` (1 = rows, 2 = columns), zeros coming in:
+    forward moves content towards higher indices."""
+    size = tf.shape(x)[axis]
+    pad = [[0, 0]] * 4
+    pad[axis] = [k, 0] if forward else [0, k]
+    padded = tf.pad(x, pad)
+    begin = [0, 0, 0, 0]
+    if not forward:
+        begin[axis] = k
+    sizes = [-1, -1, -1, -1]
+    sizes[axis] = size
+    return tf.slice(padded, begin, sizes)
+
+
+def directional_max(x) -> list:
+    """[left, right, above, below] for x [N, h, w, C] >= 0: at each cell the
+    maximum of x over the cells strictly to its left (same row, lower column),
+    right, above and below; 0 where there is no such cell. Cumulative maxima by
+    doubling shifts (1, 2, 4, ...): log2(size) maxima per direction."""
+    out = []
+    for axis, forward in ((2, True), (2, False), (1, True), (1, False)):
+        size = x.shape[axis]
+        m = _shift(x, 1, axis, forward)
+        k = 1
+        while size is None or k < size:
+            m = tf.maximum(m, _shift(m, k, axis, forward))
+            k *= 2
+            if size is None and k >= 64:
+                break
+        out.append(m)
+    return out
 
 
 def build_trunk(model_cfg) -> keras.layers.Layer:
@@ -507,7 +553,8 @@ def build_trunk(model_cfg) -> keras.layers.Layer:
                            norm_groups=model_cfg.small_trunk_norm_groups,
                            residual=model_cfg.small_trunk_residual,
                            aligned=model_cfg.small_trunk_aligned,
-                           standardize=model_cfg.small_trunk_standardize)
+                           standardize=model_cfg.small_trunk_standardize,
+                           context=model_cfg.small_trunk_context)
     else:
         raise ValueError(f"Unknown trunk {model_cfg.trunk!r}: use 'resnet101' or 'small'")
     trunk.build((None, None, None, 3))
