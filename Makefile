@@ -31,7 +31,7 @@ SHAPES_PRE_FLAGS := --image_size=128
 endif
 TRUNK ?=
 
-.PHONY: help venv test demo demo-readme preprocess train eval export bench clean-venv
+.PHONY: help venv test demo demo-readme preprocess train eval export bench tensorboard clean-venv
 .DEFAULT_GOAL := venv
 
 # The datasets tf_rmi knows (tf_rmi/config.py); the targets that read DATASET
@@ -58,6 +58,7 @@ help:
 	@echo "  make eval        evaluate a run: CKPT= SPLIT= OUT= [CRF=1]"
 	@echo "  make export      export a SavedModel: CKPT= EXPORT_DIR="
 	@echo "  make bench       run the benchmarks"
+	@echo "  make tensorboard TensorBoard on a run's logs: RUN= [PORT=6006]"
 	@echo "  make clean-venv  delete $(VENV)"
 	@echo "Datasets: $(KNOWN_DATASETS). Current: DATASET=$(DATASET) RUN=$(RUN) OUT=$(OUT)"
 	@echo "Command line: tf_rmi --help (predict, figures); tf_rmi_train --help, tf_rmi_evaluate --help, ..."
@@ -99,6 +100,10 @@ export: venv
 
 bench: venv
 	$(PY) -m benchmarks.run_benchmarks
+
+PORT ?= 6006
+tensorboard: venv
+	$(VENV)/bin/tensorboard --logdir=$(RUN)/logs --port=$(PORT)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -237,14 +237,28 @@ def test_checkpoints_every_snapshot_and_at_the_end(uninterrupted_run):
 
 
 def test_tensorboard_logs_scalars_and_images(uninterrupted_run):
-    run_dir, _ = uninterrupted_run
-    tags = set()
-    log_dir = os.path.join(run_dir, "logs")
-    for name in os.listdir(log_dir):
-        for event in tf.compat.v1.train.summary_iterator(os.path.join(log_dir, name)):
-            tags.update(value.tag for value in event.summary.value)
-    assert {"loss", "cls_loss", "reg_loss", "learning_rate", "accuracy/positive",
-            "accuracy/negative", "input", "ground_truth", "probability"} <= tags
+    # Read back through tensorboard's own reader: what `tensorboard --logdir` shows.
+    from tensorboard.backend.event_processing import event_accumulator
+
+    run_dir, summary = uninterrupted_run
+    accumulator = event_accumulator.EventAccumulator(
+        os.path.join(run_dir, "logs"), size_guidance={event_accumulator.TENSORS: 0,
+                                                      event_accumulator.IMAGES: 0})
+    accumulator.Reload()
+    tags = accumulator.Tags()
+    scalars = {"loss", "cls_loss", "reg_loss", "learning_rate", "accuracy/all",
+               "accuracy/positive", "accuracy/negative"}
+    assert scalars <= set(tags["tensors"])
+    assert {"input", "ground_truth", "probability"} <= set(tags["tensors"])
+    # log_every=2: each point is the mean of its two steps' values.
+    loss = accumulator.Tensors("loss")
+    assert [e.step for e in loss] == [2, 4, 6, 8, 10, 12]
+    np.testing.assert_allclose(float(tf.make_ndarray(loss[-1].tensor_proto)),
+                               np.mean(summary["losses"][-2:]), rtol=1e-5)
+    image = accumulator.Tensors("probability")[-1].tensor_proto
+    assert accumulator.SummaryMetadata("probability").plugin_data.plugin_name == "images"
+    width, height, *pngs = tf.make_ndarray(image)
+    assert (int(width), int(height)) == (SIZE, SIZE) and len(pngs) == 2  # batch of 2 samples
 
 
 def test_resume_reaches_the_uninterrupted_state(uninterrupted_run, tfrecord_dir, tmp_path):

@@ -342,29 +342,16 @@ def deprocess_images(images: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(bgr[..., ::-1] / 255.0, 0.0, 1.0)
 
 
-def _plugin_metadata(plugin_name: str):
-    from tensorflow.core.framework import summary_pb2
-
-    metadata = summary_pb2.SummaryMetadata()
-    metadata.plugin_data.plugin_name = plugin_name
-    return metadata.SerializeToString()
-
-
 def write_scalar(tag: str, value: float, step: int) -> None:
-    """A TensorBoard scalar with core TF only (tf.summary.scalar needs the tensorboard package)."""
-    tf.summary.write(tag, tf.constant(value, tf.float32), step=step,
-                     metadata=_plugin_metadata("scalars"))
+    """`tf.summary.scalar` (the tensorboard package's scalars plugin) to the default writer."""
+    tf.summary.scalar(tag, float(value), step=step)
 
 
 def write_images(tag: str, images: tf.Tensor, step: int) -> None:
-    """A TensorBoard image summary of [N,H,W,C] floats in [0, 1] (C = 1 or 3), as PNGs,
-    in the images plugin's layout [width, height, png_0, ...], with core TF only."""
-    images = tf.image.convert_image_dtype(tf.clip_by_value(images, 0.0, 1.0), tf.uint8,
-                                          saturate=True)
-    pngs = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
-    shape = tf.shape(images)
-    tensor = tf.concat([tf.strings.as_string([shape[2], shape[1]]), pngs], axis=0)
-    tf.summary.write(tag, tensor, step=step, metadata=_plugin_metadata("images"))
+    """`tf.summary.image` of [N,H,W,C] floats in [0, 1] (C = 1 or 3), at most
+    `SUMMARY_IMAGES` of them, to the default writer."""
+    tf.summary.image(tag, tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0), step=step,
+                     max_outputs=SUMMARY_IMAGES)
 
 
 class _RunningAverages:
