@@ -68,6 +68,9 @@ from tf_rmi.data import image_ops
 from tf_rmi.models.segmenter import resize_bilinear
 
 THRESHOLD = 1e-9
+# The largest image served (image_ops.MAX_IMAGE_PIXELS, 4096 x 4096): larger ones
+# are refused from their header, before decoding.
+MAX_IMAGE_PIXELS = image_ops.MAX_IMAGE_PIXELS
 # Magic numbers of the formats tf.io.decode_image reads.
 _MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")
 
@@ -96,6 +99,13 @@ class SegmentationServer(tf.Module):
             "image_bytes is not a JPEG, PNG, GIF or BMP image; its first bytes are", head])
         is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 3), b"\xff\xd8\xff")
         with tf.control_dependencies([check]):
+            height, width = _header_size(image_bytes, is_jpeg)
+        small_enough = tf.debugging.Assert(
+            height * width <= MAX_IMAGE_PIXELS,
+            ["image_bytes is too large: height, width and the most pixels served are",
+             height, width, tf.constant(MAX_IMAGE_PIXELS, tf.int64),
+             "; downscale the image before sending it"])
+        with tf.control_dependencies([small_enough]):
             # INTEGER_ACCURATE is libjpeg's islow DCT, which Pillow uses: the pixels
             # then equal the numpy path's (TF's default fast DCT differs by up to
             # ~10 grey levels).
@@ -185,6 +195,39 @@ class SegmentationServer(tf.Module):
         out = self.model((images, words))
         return {"upsampled_logits": out["upsampled_logits"],
                 "probabilities": out["probabilities"]}
+
+
+def _header_size(image_bytes, is_jpeg):
+    """(height, width) int64 scalars read from the image header, without decoding.
+
+    JPEG: `tf.io.extract_jpeg_shape` (its own error for a corrupt header); PNG:
+    the IHDR big-endian fields; GIF: the logical screen; BMP: the DIB header
+    (absolute height, as rows may be stored top-down). Short input reads as 0.
+    """
+    head = tf.strings.substr(tf.strings.join([tf.strings.substr(image_bytes, 0, 32),
+                                              tf.constant(b"\0" * 32)]), 0, 32)
+    b = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)  # [32]
+
+    def big(i, n):
+        return tf.add_n([b[i + k] * (256 ** (n - 1 - k)) for k in range(n)])
+
+    def little(i, n):
+        return tf.add_n([b[i + k] * (256 ** k) for k in range(n)])
+
+    def signed32(value):
+        return tf.abs(tf.where(value >= 2 ** 31, value - 2 ** 32, value))
+
+    def not_jpeg():
+        first = tf.strings.substr(image_bytes, 0, 2)
+        return tf.case([
+            (tf.equal(first, b"\x89P"), lambda: tf.stack([big(20, 4), big(16, 4)])),
+            (tf.equal(first, b"GI"), lambda: tf.stack([little(8, 2), little(6, 2)]))],
+            default=lambda: tf.stack([signed32(little(22, 4)), signed32(little(18, 4))]))
+
+    size = tf.cond(is_jpeg,
+                   lambda: tf.cast(tf.io.extract_jpeg_shape(image_bytes)[:2], tf.int64),
+                   not_jpeg)
+    return size[0], size[1]
 
 
 def usage_snippet(name: str, model_cfg) -> str:
