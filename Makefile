@@ -15,6 +15,10 @@ RUN ?= runs/$(DATASET)_$(MODEL)_$(WEIGHTS)
 SPLIT ?= val
 CKPT ?= $(RUN)
 PRETRAINED ?=
+# default | mirrored (local devices) | multi_worker (reads TF_CONFIG; README)
+STRATEGY ?=
+PRECISION ?=
+DETERMINISTIC ?=
 CRF ?= 0
 EXPORT_DIR ?= exports/$(notdir $(RUN))
 PYTEST_ARGS ?=
@@ -55,6 +59,7 @@ help:
 	@echo "  make demo-readme copy experiments/demo/summary.md into README.md's demo block"
 	@echo "  make preprocess  write TFRecords: DATASET= DATA_ROOT= OUT= [SPLITS=]"
 	@echo "  make train       train a run: DATASET= MODEL=RMI|LSTM WEIGHTS=deeplab|resnet RUN= [ITERS=] [PRETRAINED=]"
+	@echo "                   [STRATEGY=default|mirrored|multi_worker] [PRECISION=mixed_float16|mixed_bfloat16] [DETERMINISTIC=1]"
 	@echo "  make eval        evaluate a run: CKPT= SPLIT= OUT= [CRF=1]"
 	@echo "  make export      export a SavedModel: CKPT= EXPORT_DIR="
 	@echo "  make bench       run the benchmarks"
@@ -89,6 +94,8 @@ train: venv
 	$(PY) -m tf_rmi.train --dataset=$(DATASET) --tfrecord_dir=$(OUT) --model=$(MODEL) \
 	  --weights=$(WEIGHTS) --run_dir=$(RUN) $(if $(TRUNK),--trunk=$(TRUNK),) \
 	  $(if $(ITERS),--iterations=$(ITERS),) $(if $(PRETRAINED),--pretrained=$(PRETRAINED),) \
+	  $(if $(STRATEGY),--strategy=$(STRATEGY),) $(if $(PRECISION),--precision=$(PRECISION),) \
+	  $(if $(filter 1 yes true,$(DETERMINISTIC)),--deterministic,) \
 	  $(SHAPES_TRAIN_FLAGS)
 
 eval: venv

@@ -63,7 +63,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from tf_rmi import graph_ops
+from tf_rmi import atomic_io, graph_ops
 from tf_rmi.data import image_ops
 from tf_rmi.models.segmenter import resize_bilinear
 
@@ -283,8 +283,7 @@ def export_saved_model(model, vocab_path: str, output_dir: str,
             and not os.path.exists(os.path.join(output_dir, "saved_model.pb"))):
         raise ValueError(f"{output_dir} exists and is not a SavedModel: export to a new "
                          "directory (an existing export is replaced, nothing else is)")
-    parent = os.path.dirname(output_dir)
-    os.makedirs(parent, exist_ok=True)
+    parent = atomic_io.ensure_writable_dir(os.path.dirname(output_dir))
     tmp = tempfile.mkdtemp(prefix=os.path.basename(output_dir) + ".tmp-", dir=parent)
     try:
         # mkdtemp makes the directory 0700; an export is for others to read.
@@ -300,10 +299,23 @@ def export_saved_model(model, vocab_path: str, output_dir: str,
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, output_dir)
+    except (OSError, tf.errors.OpError) as err:
+        # Unwritable or full: nothing half-written stays, an earlier export is kept.
+        shutil.rmtree(tmp, ignore_errors=True)
+        _restore_previous(output_dir)
+        raise OSError(atomic_io.unwritable_message(output_dir, err)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _restore_previous(output_dir)
         raise
     return output_dir
+
+
+def _restore_previous(output_dir: str) -> None:
+    """Puts `<output_dir>.old` back when a replacement failed between its two renames."""
+    old = output_dir + ".old"
+    if os.path.isdir(old) and not os.path.exists(output_dir):
+        os.replace(old, output_dir)
 
 
 def _umask() -> int:

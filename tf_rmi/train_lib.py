@@ -496,11 +496,12 @@ def _prepare_run_dir(run_config: RunConfig, run_dir: str, write: bool = True) ->
     An unwritable or full location raises OSError naming the path and the fix."""
     ckpt_dir = run_dir_lib.checkpoint_dir(run_dir)
     if write:
+        atomic_io.ensure_writable_dir(run_dir)
         try:
             os.makedirs(ckpt_dir, exist_ok=True)
             remove_unfinished_checkpoints(ckpt_dir)
         except OSError as err:
-            raise OSError(_unwritable_message(run_dir, err)) from None
+            raise OSError(atomic_io.unwritable_message(ckpt_dir, err)) from None
     latest = tf.train.latest_checkpoint(ckpt_dir)
     if latest is not None:
         try:
@@ -519,7 +520,7 @@ def _prepare_run_dir(run_config: RunConfig, run_dir: str, write: bool = True) ->
             _copy_vocabulary(run_config, run_dir, resuming=latest is not None)
             run_config.save(run_dir)
         except OSError as err:
-            raise OSError(_unwritable_message(run_dir, err)) from None
+            raise OSError(atomic_io.unwritable_message(run_dir, err)) from None
     return latest
 
 
@@ -715,7 +716,7 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
             try:
                 manager.save(checkpoint_number=number)
             except (OSError, tf.errors.OpError) as err:
-                raise OSError(_unwritable_message(write_dir, err)) from None
+                raise OSError(atomic_io.unwritable_message(write_dir, err)) from None
             if worker_tmp is not None:
                 shutil.rmtree(worker_tmp, ignore_errors=True)
 
@@ -869,13 +870,6 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
         keras.mixed_precision.set_global_policy(previous_policy)
         if worker_tmp is not None:
             shutil.rmtree(worker_tmp, ignore_errors=True)
-
-
-def _unwritable_message(path: str, err: BaseException) -> str:
-    """One line: what could not be written, why, and the fix."""
-    detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return (f"Cannot write {path} ({detail}): make it writable and give it free space, "
-            "or choose another location")
 
 
 def _write_image_summaries(model, strategy, features, mask, step: int) -> None:
