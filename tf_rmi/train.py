@@ -70,7 +70,8 @@ def main(argv):
     try:
         config = train_lib.config_from_flags(**{name: FLAGS[name].value for name in _CONFIG_FLAGS})
         summary = train_lib.train(config, FLAGS.run_dir, progress=FLAGS.progress,
-                                  max_steps=FLAGS.max_steps, split=FLAGS.split)
+                                  max_steps=FLAGS.max_steps, split=FLAGS.split,
+                                  stop_on_sigterm=True)
     except (ValueError, OSError, FloatingPointError) as err:
         # Bad input, an unwritable run directory or a diverged run: the message
         # names the cause and the fix.

@@ -643,14 +643,17 @@ def _copy_vocabulary(run_config: RunConfig, run_dir: str, resuming: bool) -> Non
 
 
 def train(run_config: RunConfig, run_dir: str, progress: bool = True,
-          max_steps: Optional[int] = None, split: Optional[str] = None) -> Dict:
+          max_steps: Optional[int] = None, split: Optional[str] = None,
+          stop_on_sigterm: bool = False) -> Dict:
     """Trains (or resumes) the run in `run_dir` up to `train.iterations` steps.
 
     `max_steps`: stop once the completed-step counter reaches it (a checkpoint is
     written there); None = the full budget. `split`: the training split
     (default: `default_train_split(dataset)`).
 
-    SIGTERM (a preemption notice) while training: the step under way finishes,
+    `stop_on_sigterm` (the `tf_rmi.train` entry point sets it; off for library
+    callers, whose SIGTERM keeps its usual meaning): on SIGTERM (a preemption
+    notice) while training, the step under way finishes,
     a checkpoint of it is saved and `train` returns with `preempted` set (under
     'multi_worker' every worker stops at the same step: the notice is all-reduced
     with each step). Rerunning resumes there. With `train.deterministic`, op
@@ -669,8 +672,9 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
     `final_cls_loss`, `final_reg_loss`, `pretrained` (import summary or None),
     `seconds`, `validations`, `best`.
 
-    Raises NonFiniteLossError (the step named, no checkpoint written for it) and
-    ConfigMismatchError (resuming with another model config).
+    Raises NonFiniteLossError (the step named, no checkpoint written for it),
+    ConfigMismatchError (resuming with another model config) and OSError (an
+    unwritable or full run directory, named with the fix; nothing half-written).
     """
     from tf_rmi.data import pipeline
 
@@ -797,7 +801,7 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
         preempted = False
         iterator = iter(dist_dataset)
         try:
-            with _StopSignal() as stop_signal:
+            with _StopSignal(signals=(signal.SIGTERM,) if stop_on_sigterm else ()) as stop_signal:
                 while step < end_step:
                     features, mask = next(iterator)
                     lr = current_learning_rate(optimizer)
