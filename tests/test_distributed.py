@@ -1,5 +1,7 @@
 """Scale-out training: two MultiWorkerMirroredStrategy workers on loopback equal
-one process with the same global batch; mixed precision under `mirrored`."""
+one process with the same global batch, across a restart of both. (Mixed
+precision under `mirrored`: tests/test_train_lib.py, in the two-logical-CPU
+process it shares with the mirrored test.)"""
 import dataclasses
 import json
 import os
@@ -102,40 +104,3 @@ def test_two_workers_train_resume_and_match_one_process(records, tmp_path):
     for key in expected:
         np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
-
-_MIXED_SCRIPT = r"""
-import dataclasses, json, sys
-import numpy as np
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from tests.test_train_lib import tiny_run_config
-from tf_rmi import train_lib
-records, out = sys.argv[1], sys.argv[2]
-report = {}
-for precision in ("mixed_float16", "mixed_bfloat16"):
-    config = tiny_run_config(records, iterations=2, snapshot_every=2, batch_size=1,
-                             strategy="mirrored", precision=precision)
-    summary = train_lib.train(config, f"{out}/{precision}", progress=False)
-    reader = tf.train.load_checkpoint(summary["checkpoint"])
-    dtypes = reader.get_variable_to_dtype_map()
-    report[precision] = {
-        "replicas": summary["num_replicas"], "step": summary["step"],
-        "finite": bool(np.all(np.isfinite(summary["losses"]))),
-        "weight_dtypes": sorted({dtypes[k].name for k in dtypes if k.startswith("model/")
-                                 and "OPTIMIZER_SLOT" not in k and dtypes[k].is_floating}),
-        "loss_scale_saved": any("scale" in k.lower() for k in dtypes if k.startswith("optimizer"))}
-print(json.dumps(report))
-"""
-
-
-def test_mixed_precision_trains_under_mirrored_with_two_logical_cpus(records, tmp_path):
-    result = subprocess.run([sys.executable, "-c", _MIXED_SCRIPT, records, str(tmp_path)],
-                            cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    for precision, entry in report.items():
-        assert entry["replicas"] == 2 and entry["step"] == 2 and entry["finite"], precision
-        # Variables stay float32 (computations in 16 bits): the mixed policies' rule.
-        assert entry["weight_dtypes"] == ["float32"], precision
-    assert report["mixed_float16"]["loss_scale_saved"]  # the LossScaleOptimizer's state
