@@ -77,6 +77,7 @@ def _run_workers(records, run_dir, tmpdir, *extra):
     return results
 
 
+@pytest.mark.scale_out
 def test_two_workers_train_resume_and_match_one_process(records, tmp_path):
     run_dir, tmpdir = str(tmp_path / "mw"), tmp_path / "worker_tmp"
     tmpdir.mkdir()

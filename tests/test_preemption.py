@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -41,7 +40,6 @@ train.run()
 # two resumed runs agreeing with it also makes two runs agree).
 _RESUME_AND_COMPARE = r"""
 import json, sys
-import numpy as np
 from tests.test_train_lib import checkpoint_tensors
 from tf_rmi import train_lib
 from tf_rmi.config import RunConfig
@@ -95,6 +93,7 @@ def _wait_for_checkpoint(proc, run_dir, deadline_s=300):
         time.sleep(0.05)
 
 
+@pytest.mark.scale_out
 def test_sigterm_and_sigkill_resume_bit_identical_to_an_uninterrupted_run(records, tmp_path):
     term_dir, kill_dir = str(tmp_path / "term"), str(tmp_path / "kill")
     procs = {}
