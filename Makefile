@@ -15,6 +15,10 @@ RUN ?= runs/$(DATASET)_$(MODEL)_$(WEIGHTS)
 SPLIT ?= val
 CKPT ?= $(RUN)
 PRETRAINED ?=
+# default | mirrored (local devices) | multi_worker (reads TF_CONFIG; README)
+STRATEGY ?=
+PRECISION ?=
+DETERMINISTIC ?=
 CRF ?= 0
 EXPORT_DIR ?= exports/$(notdir $(RUN))
 PYTEST_ARGS ?=
@@ -31,7 +35,7 @@ SHAPES_PRE_FLAGS := --image_size=128
 endif
 TRUNK ?=
 
-.PHONY: help venv test demo demo-readme preprocess train eval export bench clean-venv
+.PHONY: help venv test demo demo-readme preprocess train eval export bench tensorboard clean-venv
 .DEFAULT_GOAL := venv
 
 # The datasets tf_rmi knows (tf_rmi/config.py); the targets that read DATASET
@@ -55,9 +59,11 @@ help:
 	@echo "  make demo-readme copy experiments/demo/summary.md into README.md's demo block"
 	@echo "  make preprocess  write TFRecords: DATASET= DATA_ROOT= OUT= [SPLITS=]"
 	@echo "  make train       train a run: DATASET= MODEL=RMI|LSTM WEIGHTS=deeplab|resnet RUN= [ITERS=] [PRETRAINED=]"
+	@echo "                   [STRATEGY=default|mirrored|multi_worker] [PRECISION=mixed_float16|mixed_bfloat16] [DETERMINISTIC=1]"
 	@echo "  make eval        evaluate a run: CKPT= SPLIT= OUT= [CRF=1]"
 	@echo "  make export      export a SavedModel: CKPT= EXPORT_DIR="
 	@echo "  make bench       run the benchmarks"
+	@echo "  make tensorboard TensorBoard on a run's logs: RUN= [PORT=6006]"
 	@echo "  make clean-venv  delete $(VENV)"
 	@echo "Datasets: $(KNOWN_DATASETS). Current: DATASET=$(DATASET) RUN=$(RUN) OUT=$(OUT)"
 	@echo "Command line: tf_rmi --help (predict, figures); tf_rmi_train --help, tf_rmi_evaluate --help, ..."
@@ -88,6 +94,8 @@ train: venv
 	$(PY) -m tf_rmi.train --dataset=$(DATASET) --tfrecord_dir=$(OUT) --model=$(MODEL) \
 	  --weights=$(WEIGHTS) --run_dir=$(RUN) $(if $(TRUNK),--trunk=$(TRUNK),) \
 	  $(if $(ITERS),--iterations=$(ITERS),) $(if $(PRETRAINED),--pretrained=$(PRETRAINED),) \
+	  $(if $(STRATEGY),--strategy=$(STRATEGY),) $(if $(PRECISION),--precision=$(PRECISION),) \
+	  $(if $(filter 1 yes true,$(DETERMINISTIC)),--deterministic,) \
 	  $(SHAPES_TRAIN_FLAGS)
 
 eval: venv
@@ -99,6 +107,10 @@ export: venv
 
 bench: venv
 	$(PY) -m benchmarks.run_benchmarks
+
+PORT ?= 6006
+tensorboard: venv
+	$(VENV)/bin/tensorboard --logdir=$(RUN)/logs --port=$(PORT)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -21,6 +21,8 @@ setup(
         "absl-py>=2.1",
         "matplotlib>=3.8",
         "h5py>=3.10",
+        # TensorBoard summaries (tf.summary.scalar/image) and `make tensorboard`.
+        "tensorboard>=2.16,<2.22",
     ],
     extras_require={"test": ["pytest>=8"]},
     entry_points={

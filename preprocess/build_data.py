@@ -48,7 +48,7 @@ def main(argv):
             FLAGS.dataset, FLAGS.data_root, FLAGS.output_dir, FLAGS.splits, FLAGS.vocab_file,
             FLAGS.build_vocab, FLAGS.min_count, FLAGS.num_shards, FLAGS.num_workers,
             FLAGS.image_size, FLAGS.num_words, FLAGS.strict, FLAGS.seed)
-    except (FileNotFoundError, ValueError, DataError) as err:
+    except (OSError, ValueError, DataError) as err:  # OSError: also an unwritable output_dir
         sys.exit(f"build_data: {err}")
     total = sum(s.count for s in stats.values())
     print(f"Wrote {total} records of {FLAGS.dataset} ({', '.join(stats)}) to "

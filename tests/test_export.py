@@ -253,3 +253,148 @@ def test_export_uses_the_run_directory_vocabulary(run_dir, tmp_path):
     out = export_lib.export_run(copy, str(tmp_path / "exp"))
     assets = os.path.join(out, "assets")
     assert open(os.path.join(assets, "vocab.txt")).read().split() == WORDS
+
+
+# ------------------------------------------------- bad requests and concurrency
+
+
+def _encode(image, fmt, **options):
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def request_images():
+    """name -> (bytes, expected): ("mask", (H, W)) or ("error", words the message must hold)."""
+    rng = np.random.RandomState(7)
+    rgb = Image.fromarray((rng.rand(40, 50, 3) * 255).astype(np.uint8))
+    jpeg, png = _encode(rgb, "JPEG"), _encode(rgb, "PNG")
+    frames = [Image.fromarray((rng.rand(20, 30, 3) * 255).astype(np.uint8)).convert("P")
+              for _ in range(3)]
+    gif = io.BytesIO()
+    frames[0].save(gif, "GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    deep = Image.fromarray((rng.rand(20, 30) * 65535).astype(np.uint16))
+    return {
+        "png": (png, ("mask", (40, 50))),
+        "jpeg": (jpeg, ("mask", (40, 50))),
+        "cmyk_jpeg": (_encode(rgb.convert("CMYK"), "JPEG"), ("mask", (40, 50))),
+        "png_16_bit": (_encode(deep, "PNG"), ("mask", (20, 30))),
+        "rgba_png": (_encode(rgb.convert("RGBA"), "PNG"), ("mask", (40, 50))),
+        "animated_gif": (gif.getvalue(), ("mask", (20, 30))),
+        "one_pixel": (_encode(Image.new("RGB", (1, 1), (9, 9, 9)), "PNG"), ("mask", (1, 1))),
+        "empty_bytes": (b"", ("error", "not a JPEG, PNG, GIF or BMP")),
+        "text_bytes": (b"the red circle, in plain text", ("error", "not a JPEG, PNG, GIF or BMP")),
+        "truncated_jpeg": (jpeg[:len(jpeg) // 2], ("error", "JPEG")),
+        "corrupt_jpeg": (jpeg[:20] + b"\0" * 200, ("error", "JPEG")),
+        "truncated_png": (png[:len(png) // 2], ("error", "PNG")),
+        "corrupt_png": (png[:40] + b"\x13" * 100, ("error", "PNG")),
+        # Refused from the header: 4097 x 4096 is one row over the limit.
+        "very_large_png": (_encode(Image.new("L", (4096, 4097)), "PNG"), ("error", "too large")),
+        "very_large_jpeg": (_encode(Image.new("L", (5000, 4000)), "JPEG"), ("error", "too large")),
+    }
+
+
+EXPRESSIONS = {
+    "plain": ("the red circle", "mask"),
+    "out_of_vocabulary": ("zebra giraffe", "mask"),
+    "punctuation_only": ("?!", "mask"),  # one token, <unk>, as the original reads it
+    "very_long": ("the red circle " * 3000, "mask"),
+    "empty": ("", "empty or whitespace only"),
+    "whitespace_only": (" \t\u3000\n", "empty or whitespace only"),
+    "not_utf8": (b"the \xff\xfe circle", "not valid UTF-8"),
+}
+
+
+def _call(serve, data, expression):
+    """('mask', mask, probabilities) or ('error', message); anything else propagates."""
+    try:
+        out = serve(image_bytes=tf.constant(data), expression=tf.constant(expression))
+    except tf.errors.InvalidArgumentError as err:
+        return ("error", err.message)
+    return ("mask", out["mask"].numpy(), out["probabilities"].numpy())
+
+
+def test_every_bad_request_gives_a_mask_or_an_error_naming_the_problem(export_dir):
+    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    for name, (data, (kind, expected)) in request_images().items():
+        result = _call(serve, data, "the red circle")
+        assert result[0] == kind, (name, result[1] if kind == "mask" else None)
+        if kind == "mask":
+            assert result[1].shape == expected and set(np.unique(result[1])) <= {0, 1}, name
+        else:
+            assert expected in result[1], (name, result[1])
+    png = request_images()["png"][0]
+    for name, (expression, expected) in EXPRESSIONS.items():
+        result = _call(serve, png, expression)
+        if expected == "mask":
+            assert result[0] == "mask" and result[1].shape == (40, 50), name
+        else:
+            assert result[0] == "error" and expected in result[1], (name, result)
+
+
+def test_eight_threads_mixing_good_and_bad_requests_match_single_threaded_calls(export_dir):
+    import concurrent.futures
+
+    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    images = request_images()
+    requests = [(images[i][0], e) for i in ("png", "jpeg", "cmyk_jpeg", "animated_gif",
+                                            "truncated_png", "text_bytes", "very_large_png")
+                for e in ("the red circle", "zebra", "", b"\xff")]
+    expected = [_call(serve, *r) for r in requests]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        futures = [pool.submit(_call, serve, *requests[i % len(requests)])
+                   for i in range(3 * len(requests))]
+        # Bounded: a hang fails here instead of blocking the suite.
+        results = [f.result(timeout=300) for f in futures]
+    assert {r[0] for r in expected} == {"mask", "error"}
+    for i, got in enumerate(results):
+        want = expected[i % len(requests)]
+        assert got[0] == want[0]
+        if got[0] == "mask":
+            np.testing.assert_array_equal(got[1], want[1])
+            np.testing.assert_array_equal(got[2], want[2])
+        else:
+            assert got[1].split("[[")[0] == want[1].split("[[")[0]
+
+
+PREDICT_LOOP = r"""
+import json, sys
+from tf_rmi import cli
+results = []
+for image, expression in json.loads(sys.argv[1]):
+    try:
+        cli.run(["tf_rmi", "predict", "--saved_model=" + sys.argv[2], "--image=" + image,
+                 "--expression=" + expression, "--output_dir=" + sys.argv[3]])
+        results.append(["exit", 0])
+    except SystemExit as exit:
+        results.append(["exit", exit.code if isinstance(exit.code, (int, type(None))) else str(exit.code)])
+    except BaseException as err:  # would be a traceback
+        results.append(["raised", repr(err)])
+print(json.dumps(results))
+"""
+
+
+def test_predict_command_gives_one_line_errors_for_bad_requests(export_dir, tmp_path):
+    cases = []
+    for name, (data, (kind, _)) in request_images().items():
+        if kind == "error" or name in ("cmyk_jpeg", "png_16_bit"):
+            path = tmp_path / name
+            path.write_bytes(data)
+            cases.append((str(path), "the red circle", kind))
+    png = tmp_path / "good.png"
+    png.write_bytes(request_images()["png"][0])
+    for expression in ("", "   ", "?!", "the red circle " * 3000):
+        cases.append((str(png), expression, "mask" if expression.strip() else "error"))
+    result = subprocess.run(
+        [sys.executable, "-c", PREDICT_LOOP, json.dumps([c[:2] for c in cases]), export_dir,
+         str(tmp_path / "out")], capture_output=True, text=True, timeout=300,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+    for (image, expression, kind), (how, code) in zip(cases, outcomes):
+        assert how == "exit", (image, code)
+        if kind == "mask":
+            assert code in (0, None), (image, code)
+        else:
+            assert isinstance(code, str) and code.startswith("tf_rmi predict: "), (image, code)
+            assert "\n" not in code and "Traceback" not in code, (image, code)

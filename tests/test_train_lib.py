@@ -268,14 +268,28 @@ def test_checkpoints_every_snapshot_and_at_the_end(uninterrupted_run):
 
 
 def test_tensorboard_logs_scalars_and_images(uninterrupted_run):
-    run_dir, _ = uninterrupted_run
-    tags = set()
-    log_dir = os.path.join(run_dir, "logs")
-    for name in os.listdir(log_dir):
-        for event in tf.compat.v1.train.summary_iterator(os.path.join(log_dir, name)):
-            tags.update(value.tag for value in event.summary.value)
-    assert {"loss", "cls_loss", "reg_loss", "learning_rate", "accuracy/positive",
-            "accuracy/negative", "input", "ground_truth", "probability"} <= tags
+    # Read back through tensorboard's own reader: what `tensorboard --logdir` shows.
+    from tensorboard.backend.event_processing import event_accumulator
+
+    run_dir, summary = uninterrupted_run
+    accumulator = event_accumulator.EventAccumulator(
+        os.path.join(run_dir, "logs"), size_guidance={event_accumulator.TENSORS: 0,
+                                                      event_accumulator.IMAGES: 0})
+    accumulator.Reload()
+    tags = accumulator.Tags()
+    scalars = {"loss", "cls_loss", "reg_loss", "learning_rate", "accuracy/all",
+               "accuracy/positive", "accuracy/negative"}
+    assert scalars <= set(tags["tensors"])
+    assert {"input", "ground_truth", "probability"} <= set(tags["tensors"])
+    # log_every=2: each point is the mean of its two steps' values.
+    loss = accumulator.Tensors("loss")
+    assert [e.step for e in loss] == [2, 4, 6, 8, 10, 12]
+    np.testing.assert_allclose(float(tf.make_ndarray(loss[-1].tensor_proto)),
+                               np.mean(summary["losses"][-2:]), rtol=1e-5)
+    image = accumulator.Tensors("probability")[-1].tensor_proto
+    assert accumulator.SummaryMetadata("probability").plugin_data.plugin_name == "images"
+    width, height, *pngs = tf.make_ndarray(image)
+    assert (int(width), int(height)) == (SIZE, SIZE) and len(pngs) == 2  # batch of 2 samples
 
 
 def test_resume_reaches_the_uninterrupted_state(uninterrupted_run, tfrecord_dir, tmp_path):
@@ -417,17 +431,47 @@ a = train_lib.train(single, out + "/single", progress=False)
 b = train_lib.train(mirrored, out + "/mirrored", progress=False)
 ta, tb = checkpoint_tensors(a["checkpoint"]), checkpoint_tensors(b["checkpoint"])
 diff = {k: float(np.max(np.abs(ta[k].astype(np.float64) - tb[k]))) for k in ta if k in tb}
-print(json.dumps({"replicas": b["num_replicas"], "global": [a["global_batch"], b["global_batch"]],
-                  "losses": [a["losses"], b["losses"]], "max_diff": max(diff.values()),
-                  "missing": sorted(set(ta) ^ set(tb))}))
+report = {"replicas": b["num_replicas"], "global": [a["global_batch"], b["global_batch"]],
+          "losses": [a["losses"], b["losses"]], "max_diff": max(diff.values()),
+          "missing": sorted(set(ta) ^ set(tb)), "mixed": {}}
+# Mixed precision under `mirrored` on the same two logical CPUs (one step each).
+for precision in ("mixed_float16", "mixed_bfloat16"):
+    config = dataclasses.replace(base, train=dataclasses.replace(
+        base.train, iterations=1, snapshot_every=1, batch_size=1, strategy="mirrored",
+        precision=precision))
+    summary = train_lib.train(config, out + "/" + precision, progress=False)
+    dtypes = tf.train.load_checkpoint(summary["checkpoint"]).get_variable_to_dtype_map()
+    report["mixed"][precision] = {
+        "replicas": summary["num_replicas"], "step": summary["step"],
+        "finite": bool(np.all(np.isfinite(summary["losses"]))),
+        "weight_dtypes": sorted({dtypes[k].name for k in dtypes if k.startswith("model/")
+                                 and "OPTIMIZER_SLOT" not in k and dtypes[k].is_floating}),
+        "loss_scale_saved": any("scale" in k.lower() for k in dtypes if k.startswith("optimizer"))}
+print(json.dumps(report))
 """
 
 
-def test_mirrored_two_replicas_match_one_device_with_the_same_global_batch(tfrecord_dir, tmp_path):
-    result = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT, tfrecord_dir, str(tmp_path)],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+@pytest.fixture(scope="module")
+def two_logical_cpus(tfrecord_dir, tmp_path_factory):
+    """The report of _MIRRORED_SCRIPT, run once in a process with two logical CPUs."""
+    result = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT, tfrecord_dir,
+                             str(tmp_path_factory.mktemp("mirrored"))],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_mixed_precision_trains_under_mirrored_with_two_logical_cpus(two_logical_cpus):
+    for precision, entry in two_logical_cpus["mixed"].items():
+        assert entry["replicas"] == 2 and entry["step"] == 1 and entry["finite"], precision
+        # Variables stay float32 (computations in 16 bits): the mixed policies' rule.
+        assert entry["weight_dtypes"] == ["float32"], precision
+    assert sorted(two_logical_cpus["mixed"]) == ["mixed_bfloat16", "mixed_float16"]
+    assert two_logical_cpus["mixed"]["mixed_float16"]["loss_scale_saved"]  # LossScaleOptimizer
+
+
+def test_mirrored_two_replicas_match_one_device_with_the_same_global_batch(two_logical_cpus):
+    report = two_logical_cpus
     assert report["replicas"] == 2 and report["global"] == [2, 2]
     assert report["missing"] == []
     np.testing.assert_allclose(report["losses"][1], report["losses"][0], rtol=1e-5)

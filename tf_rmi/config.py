@@ -11,6 +11,8 @@ import json
 import os
 from typing import Any, Optional
 
+from tf_rmi import atomic_io
+
 CONFIG_FILENAME = "config.json"
 
 # The original vocabularies: `Gref` serves unc, unc+ and Gref; ReferIt has its own.
@@ -140,6 +142,9 @@ class TrainConfig:
     strategy: str = "default"  # "default", "mirrored" or "multi_worker"
     precision: str = "float32"  # or "mixed_float16", "mixed_bfloat16"
     jit_compile: bool = False
+    # tf.config.experimental.enable_op_determinism (process-wide) plus the seeds:
+    # two runs, and a killed-and-resumed run, end bit-identical (train_lib.train).
+    deterministic: bool = False
     log_every: int = 20
     # Validation during training (checkpoint selection on val): every
     # `eval_every` steps (0 = never) score `eval_split` (at most
@@ -187,12 +192,7 @@ class RunConfig:
         """Writes `config.json` atomically (temp name, then rename)."""
         os.makedirs(run_dir, exist_ok=True)
         path = os.path.join(run_dir, CONFIG_FILENAME)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-        return path
+        return atomic_io.write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, run_dir: str) -> "RunConfig":

@@ -23,7 +23,7 @@ def main(argv):
 
     try:
         path = export_lib.export_run(FLAGS.checkpoint, FLAGS.output_dir, FLAGS.vocab_file)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # bad input, or an unwritable/full output_dir
         sys.exit(f"export: {err}")
     print(f"SavedModel written to {path}; inspect with `saved_model_cli show --dir {path} --all`")
 

@@ -63,11 +63,14 @@ from typing import Optional
 
 import tensorflow as tf
 
-from tf_rmi import graph_ops
+from tf_rmi import atomic_io, graph_ops
 from tf_rmi.data import image_ops
 from tf_rmi.models.segmenter import resize_bilinear
 
 THRESHOLD = 1e-9
+# The largest image served (image_ops.MAX_IMAGE_PIXELS, 4096 x 4096): larger ones
+# are refused from their header, before decoding.
+MAX_IMAGE_PIXELS = image_ops.MAX_IMAGE_PIXELS
 # Magic numbers of the formats tf.io.decode_image reads.
 _MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")
 
@@ -96,6 +99,13 @@ class SegmentationServer(tf.Module):
             "image_bytes is not a JPEG, PNG, GIF or BMP image; its first bytes are", head])
         is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 3), b"\xff\xd8\xff")
         with tf.control_dependencies([check]):
+            height, width = _header_size(image_bytes, is_jpeg)
+        small_enough = tf.debugging.Assert(
+            height * width <= MAX_IMAGE_PIXELS,
+            ["image_bytes is too large: height, width and the most pixels served are",
+             height, width, tf.constant(MAX_IMAGE_PIXELS, tf.int64),
+             "; downscale the image before sending it"])
+        with tf.control_dependencies([small_enough]):
             # INTEGER_ACCURATE is libjpeg's islow DCT, which Pillow uses: the pixels
             # then equal the numpy path's (TF's default fast DCT differs by up to
             # ~10 grey levels).
@@ -187,6 +197,39 @@ class SegmentationServer(tf.Module):
                 "probabilities": out["probabilities"]}
 
 
+def _header_size(image_bytes, is_jpeg):
+    """(height, width) int64 scalars read from the image header, without decoding.
+
+    JPEG: `tf.io.extract_jpeg_shape` (its own error for a corrupt header); PNG:
+    the IHDR big-endian fields; GIF: the logical screen; BMP: the DIB header
+    (absolute height, as rows may be stored top-down). Short input reads as 0.
+    """
+    head = tf.strings.substr(tf.strings.join([tf.strings.substr(image_bytes, 0, 32),
+                                              tf.constant(b"\0" * 32)]), 0, 32)
+    b = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)  # [32]
+
+    def big(i, n):
+        return tf.add_n([b[i + k] * (256 ** (n - 1 - k)) for k in range(n)])
+
+    def little(i, n):
+        return tf.add_n([b[i + k] * (256 ** k) for k in range(n)])
+
+    def signed32(value):
+        return tf.abs(tf.where(value >= 2 ** 31, value - 2 ** 32, value))
+
+    def not_jpeg():
+        first = tf.strings.substr(image_bytes, 0, 2)
+        return tf.case([
+            (tf.equal(first, b"\x89P"), lambda: tf.stack([big(20, 4), big(16, 4)])),
+            (tf.equal(first, b"GI"), lambda: tf.stack([little(8, 2), little(6, 2)]))],
+            default=lambda: tf.stack([signed32(little(22, 4)), signed32(little(18, 4))]))
+
+    size = tf.cond(is_jpeg,
+                   lambda: tf.cast(tf.io.extract_jpeg_shape(image_bytes)[:2], tf.int64),
+                   not_jpeg)
+    return size[0], size[1]
+
+
 def usage_snippet(name: str, model_cfg) -> str:
     """README-ready Markdown: how to call the export without tf_rmi."""
     maps = (" and the per-word `word_response_maps`, `word_masks` [T, H, W]"
@@ -240,8 +283,7 @@ def export_saved_model(model, vocab_path: str, output_dir: str,
             and not os.path.exists(os.path.join(output_dir, "saved_model.pb"))):
         raise ValueError(f"{output_dir} exists and is not a SavedModel: export to a new "
                          "directory (an existing export is replaced, nothing else is)")
-    parent = os.path.dirname(output_dir)
-    os.makedirs(parent, exist_ok=True)
+    parent = atomic_io.ensure_writable_dir(os.path.dirname(output_dir))
     tmp = tempfile.mkdtemp(prefix=os.path.basename(output_dir) + ".tmp-", dir=parent)
     try:
         # mkdtemp makes the directory 0700; an export is for others to read.
@@ -257,10 +299,23 @@ def export_saved_model(model, vocab_path: str, output_dir: str,
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, output_dir)
+    except (OSError, tf.errors.OpError) as err:
+        # Unwritable or full: nothing half-written stays, an earlier export is kept.
+        shutil.rmtree(tmp, ignore_errors=True)
+        _restore_previous(output_dir)
+        raise OSError(atomic_io.unwritable_message(output_dir, err)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _restore_previous(output_dir)
         raise
     return output_dir
+
+
+def _restore_previous(output_dir: str) -> None:
+    """Puts `<output_dir>.old` back when a replacement failed between its two renames."""
+    old = output_dir + ".old"
+    if os.path.isdir(old) and not os.path.exists(output_dir):
+        os.replace(old, output_dir)
 
 
 def _umask() -> int:

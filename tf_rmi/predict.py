@@ -158,12 +158,17 @@ def load_image(path: str) -> np.ndarray:
     """
     from PIL import Image, UnidentifiedImageError
 
-    from tf_rmi.data.image_ops import to_rgb
+    from tf_rmi.data.image_ops import MAX_IMAGE_PIXELS, to_rgb
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Image {path} not found")
     try:
         with Image.open(path) as im:
+            width, height = im.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise ValueError(
+                    f"Image {path} is {width}x{height} = {width * height} pixels, over the "
+                    f"limit of {MAX_IMAGE_PIXELS} (4096x4096): downscale it first")
             im.load()
             if im.mode in ("L", "RGB", "RGBA"):
                 return to_rgb(np.asarray(im))
@@ -171,7 +176,11 @@ def load_image(path: str) -> np.ndarray:
                 # The high byte, as tf.io.decode_image converts 16-bit PNGs.
                 return to_rgb((np.asarray(im).astype(np.uint16) >> 8).astype(np.uint8))
             return to_rgb(np.asarray(im.convert("RGB")))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except ValueError as err:
+        if str(err).startswith(f"Image {path} is "):
+            raise
+        raise ValueError(f"Cannot read image {path}: {err}. Give a JPEG or PNG file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
         raise ValueError(f"Cannot read image {path}: {err}. Give a JPEG or PNG file") from None
 
 

@@ -3,7 +3,9 @@
 On a run directory that already holds a checkpoint, training resumes from it
 (the model flags must match the run's saved config.json). The run directory
 gets config.json, a copy of the vocabulary (vocab.txt: the run predicts and
-exports from anywhere), checkpoints/ and logs/. `--help` lists the flags.
+exports from anywhere), checkpoints/ and logs/. SIGTERM saves a checkpoint at
+the current step and exits 0; `--strategy=multi_worker` reads TF_CONFIG (see
+README). `--help` lists the flags.
 """
 from absl import app, flags
 
@@ -31,6 +33,8 @@ flags.DEFINE_enum("strategy", "default", list(train_lib.STRATEGIES), "tf.distrib
 flags.DEFINE_enum("precision", "float32", list(train_lib.PRECISIONS), "Keras dtype policy.")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the forward/backward pass.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.")
+flags.DEFINE_bool("deterministic", False, "Op determinism + seeds: reruns and killed-and-resumed "
+                  "runs end bit-identical (slower; see README).")
 flags.DEFINE_integer("visual_dim", 1000, "D_I: conv0 / fc1000 output channels.")
 flags.DEFINE_integer("embed_dim", 1000, "Word embedding size.")
 flags.DEFINE_integer("lstm_units", 1000, "Language LSTM units.")
@@ -64,7 +68,7 @@ _CONFIG_FLAGS = ("dataset", "tfrecord_dir", "vocab_file", "model", "weights", "t
                  "log_every", "lr_decay_steps", "eval_every", "eval_split", "eval_max_expressions",
                  "small_trunk_input_scale", "small_trunk_norm", "small_trunk_residual",
                  "small_trunk_aligned", "small_trunk_standardize", "small_trunk_context",
-                 "trunk_learning_rate_mult")
+                 "trunk_learning_rate_mult", "deterministic")
 
 
 def main(argv):
@@ -73,10 +77,17 @@ def main(argv):
     try:
         config = train_lib.config_from_flags(**{name: FLAGS[name].value for name in _CONFIG_FLAGS})
         summary = train_lib.train(config, FLAGS.run_dir, progress=FLAGS.progress,
-                                  max_steps=FLAGS.max_steps, split=FLAGS.split)
-    except (ValueError, FileNotFoundError, FloatingPointError) as err:
-        # Bad input or a diverged run: the message names the cause and the fix.
+                                  max_steps=FLAGS.max_steps, split=FLAGS.split,
+                                  stop_on_sigterm=True)
+    except (ValueError, OSError, FloatingPointError) as err:
+        # Bad input, an unwritable run directory or a diverged run: the message
+        # names the cause and the fix.
         raise SystemExit(f"train: {err}") from None
+    if summary["preempted"]:
+        # Exit 0: the stop was asked for and the state is saved.
+        print(f"Stopped by SIGTERM at step {summary['step']} of {summary['run_dir']}; "
+              f"checkpoint {summary['checkpoint']}. Rerun the same command to resume.")
+        return
     print(f"Trained {summary['run_dir']} to step {summary['step']} "
           f"(from {summary['start_step']}); latest checkpoint {summary['checkpoint']}")
 

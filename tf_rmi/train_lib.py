@@ -40,6 +40,11 @@ import dataclasses
 import json
 import math
 import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
 import time
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -242,7 +247,8 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                       small_trunk_aligned: bool = False,
                       small_trunk_standardize: bool = False,
                       small_trunk_context: bool = False,
-                      trunk_learning_rate_mult: float = 1.0) -> RunConfig:
+                      trunk_learning_rate_mult: float = 1.0,
+                      deterministic: bool = False) -> RunConfig:
     """A RunConfig from plain values (what `train.py`'s flags hold).
 
     `iterations` / `snapshot_every` default to the dataset's budget in
@@ -288,6 +294,7 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                         learning_rate=learning_rate, pretrained=pretrained or None,
                         keep_checkpoints=keep_checkpoints, seed=seed, strategy=strategy,
                         precision=precision, jit_compile=jit_compile, log_every=log_every,
+                        deterministic=bool(deterministic),
                         lr_decay_steps=int(lr_decay_steps), eval_every=int(eval_every or 0),
                         eval_split=eval_split, eval_max_expressions=int(eval_max_expressions or 0),
                         trunk_learning_rate_mult=float(trunk_learning_rate_mult))
@@ -368,6 +375,79 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     raise ValueError(f"Unknown strategy {name!r}: use one of {STRATEGIES}")
 
 
+def worker_role(strategy_name: str) -> Tuple[bool, int]:
+    """(is_chief, task_id) of this process, from TF_CONFIG for 'multi_worker'.
+
+    The chief is task `chief` 0 when the cluster has a `chief` job, else
+    `worker` 0 (MultiWorkerMirroredStrategy's rule); without TF_CONFIG, and
+    for the other strategies, the process is the chief. Only the chief writes
+    the run directory (config.json, vocab.txt, checkpoints/, logs/, best/).
+    """
+    if strategy_name != "multi_worker":
+        return True, 0
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    jobs = resolver.cluster_spec().as_dict()
+    task_type, task_id = resolver.task_type, int(resolver.task_id or 0)
+    if not jobs or task_type is None:
+        return True, 0
+    if "chief" in jobs:
+        return task_type == "chief", task_id
+    return task_type == "worker" and task_id == 0, task_id
+
+
+class _StopSignal:
+    """Records SIGTERM (a preemption notice) while installed; the training loop
+    checks it between steps, saves a checkpoint of the step reached and returns.
+
+    Installed only from the main thread (Python delivers signals there); the
+    previous handler is put back on exit.
+    """
+
+    def __init__(self, signals=(signal.SIGTERM,)):
+        self.signals, self.received, self._previous = signals, None, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def remove_unfinished_checkpoints(directory: str) -> List[str]:
+    """Deletes what a save killed part-way left in `directory`; returns the paths removed.
+
+    `tf.train.CheckpointManager.save` writes `<prefix>-N_temp/`, merges it into
+    `<prefix>-N.index` / `.data-*`, and only then rewrites the `checkpoint`
+    state file (atomically), so a killed save is never the latest checkpoint.
+    Its leftovers are the `_temp` directories and the files of checkpoints
+    numbered above the latest one the state file lists.
+    """
+    if not os.path.isdir(directory):
+        return []
+    latest = tf.train.latest_checkpoint(directory)
+    latest_number = int(latest.rsplit("-", 1)[1]) if latest else -1
+    pattern = re.compile(re.escape(run_dir_lib.CHECKPOINT_PREFIX) + r"-(\d+)(_temp|\.index|\.data-.*)$")
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        match = pattern.match(name)
+        if match and (match.group(2) == "_temp" or int(match.group(1)) > latest_number):
+            path = os.path.join(directory, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+            removed.append(path)
+    return removed
+
+
 # ------------------------------------------------------------------ summaries
 
 
@@ -379,29 +459,16 @@ def deprocess_images(images: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(bgr[..., ::-1] / 255.0, 0.0, 1.0)
 
 
-def _plugin_metadata(plugin_name: str):
-    from tensorflow.core.framework import summary_pb2
-
-    metadata = summary_pb2.SummaryMetadata()
-    metadata.plugin_data.plugin_name = plugin_name
-    return metadata.SerializeToString()
-
-
 def write_scalar(tag: str, value: float, step: int) -> None:
-    """A TensorBoard scalar with core TF only (tf.summary.scalar needs the tensorboard package)."""
-    tf.summary.write(tag, tf.constant(value, tf.float32), step=step,
-                     metadata=_plugin_metadata("scalars"))
+    """`tf.summary.scalar` (the tensorboard package's scalars plugin) to the default writer."""
+    tf.summary.scalar(tag, float(value), step=step)
 
 
 def write_images(tag: str, images: tf.Tensor, step: int) -> None:
-    """A TensorBoard image summary of [N,H,W,C] floats in [0, 1] (C = 1 or 3), as PNGs,
-    in the images plugin's layout [width, height, png_0, ...], with core TF only."""
-    images = tf.image.convert_image_dtype(tf.clip_by_value(images, 0.0, 1.0), tf.uint8,
-                                          saturate=True)
-    pngs = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
-    shape = tf.shape(images)
-    tensor = tf.concat([tf.strings.as_string([shape[2], shape[1]]), pngs], axis=0)
-    tf.summary.write(tag, tensor, step=step, metadata=_plugin_metadata("images"))
+    """`tf.summary.image` of [N,H,W,C] floats in [0, 1] (C = 1 or 3), at most
+    `SUMMARY_IMAGES` of them, to the default writer."""
+    tf.summary.image(tag, tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0), step=step,
+                     max_outputs=SUMMARY_IMAGES)
 
 
 class _RunningAverages:
@@ -459,9 +526,21 @@ def _load_pretrained(model, run_config: RunConfig):
     return load_pretrained(model.trunk, path, run_config.model.weights, fc1000=fc1000)
 
 
-def _prepare_run_dir(run_config: RunConfig, run_dir: str) -> Optional[str]:
-    """Checks a resumed run's model config and writes config.json; returns the latest checkpoint."""
-    latest = tf.train.latest_checkpoint(run_dir_lib.checkpoint_dir(run_dir))
+def _prepare_run_dir(run_config: RunConfig, run_dir: str, write: bool = True) -> Optional[str]:
+    """Checks a resumed run's model config and, when `write` (the chief), removes
+    what a killed save left (`remove_unfinished_checkpoints`) and writes
+    config.json and vocab.txt; returns the latest checkpoint.
+
+    An unwritable or full location raises OSError naming the path and the fix."""
+    ckpt_dir = run_dir_lib.checkpoint_dir(run_dir)
+    if write:
+        atomic_io.ensure_writable_dir(run_dir)
+        try:
+            os.makedirs(ckpt_dir, exist_ok=True)
+            remove_unfinished_checkpoints(ckpt_dir)
+        except OSError as err:
+            raise OSError(atomic_io.unwritable_message(ckpt_dir, err)) from None
+    latest = tf.train.latest_checkpoint(ckpt_dir)
     if latest is not None:
         try:
             saved = RunConfig.load(run_dir)
@@ -474,8 +553,12 @@ def _prepare_run_dir(run_config: RunConfig, run_dir: str) -> Optional[str]:
             raise ConfigMismatchError(
                 f"Cannot resume {run_dir}: its saved model config differs from the one asked for "
                 f"({'; '.join(differences)}). Use a new --run_dir, or the saved settings.")
-    _copy_vocabulary(run_config, run_dir, resuming=latest is not None)
-    run_config.save(run_dir)
+    if write:
+        try:
+            _copy_vocabulary(run_config, run_dir, resuming=latest is not None)
+            run_config.save(run_dir)
+        except OSError as err:
+            raise OSError(atomic_io.unwritable_message(run_dir, err)) from None
     return latest
 
 
@@ -567,8 +650,6 @@ def _copy_vocabulary(run_config: RunConfig, run_dir: str, resuming: bool) -> Non
     """Copies the run's vocabulary to `<run_dir>/vocab.txt`, so that the run
     directory predicts and exports from anywhere (`run_dir.run_vocab_file`).
     A resumed run must still read the vocabulary its checkpoints embed."""
-    import shutil
-
     from tf_rmi.data import pipeline
 
     try:
@@ -591,26 +672,47 @@ def _copy_vocabulary(run_config: RunConfig, run_dir: str, resuming: bool) -> Non
                 f"Cannot resume {run_dir}: its {run_dir_lib.VOCAB_FILENAME} differs from the "
                 f"vocabulary {source} asked for (the checkpoints embed the run's word ids). "
                 "Use a new --run_dir, or the run's vocabulary (--vocab_file).")
-    shutil.copyfile(source, target + ".tmp")
-    os.replace(target + ".tmp", target)
+    try:
+        shutil.copyfile(source, target + ".tmp")
+        os.replace(target + ".tmp", target)
+    finally:
+        if os.path.exists(target + ".tmp"):
+            os.remove(target + ".tmp")
 
 
 def train(run_config: RunConfig, run_dir: str, progress: bool = True,
-          max_steps: Optional[int] = None, split: Optional[str] = None) -> Dict:
+          max_steps: Optional[int] = None, split: Optional[str] = None,
+          stop_on_sigterm: bool = False) -> Dict:
     """Trains (or resumes) the run in `run_dir` up to `train.iterations` steps.
 
     `max_steps`: stop once the completed-step counter reaches it (a checkpoint is
     written there); None = the full budget. `split`: the training split
     (default: `default_train_split(dataset)`).
 
-    Returns a summary dict: `run_dir`, `start_step`, `step` (completed steps),
-    `resumed`, `checkpoint` (latest prefix), `global_batch`, `num_replicas`,
-    `vocab_size`, `losses` (total loss per step run in this call), `cls_losses`,
-    `final_loss`, `final_cls_loss`, `final_reg_loss`, `pretrained` (import summary or None),
-    `seconds`.
+    `stop_on_sigterm` (the `tf_rmi.train` entry point sets it; off for library
+    callers, whose SIGTERM keeps its usual meaning): on SIGTERM (a preemption
+    notice) while training, the step under way finishes,
+    a checkpoint of it is saved and `train` returns with `preempted` set (under
+    'multi_worker' every worker stops at the same step: the notice is all-reduced
+    with each step). Rerunning resumes there. With `train.deterministic`, op
+    determinism is enabled for the process (it stays on) and an interrupted run,
+    resumed, ends bit-identical to an uninterrupted one.
 
-    Raises NonFiniteLossError (the step named, no checkpoint written for it) and
-    ConfigMismatchError (resuming with another model config).
+    Under 'multi_worker' (TF_CONFIG) only the chief (`worker_role`) writes the
+    run directory; every worker saves each checkpoint (MultiWorkerMirroredStrategy
+    needs all of them to), the others into a temporary directory that is
+    deleted after each save. All workers restore from `<run_dir>/checkpoints`.
+
+    Returns a summary dict: `run_dir`, `start_step`, `step` (completed steps),
+    `resumed`, `preempted`, `checkpoint` (latest prefix in the run directory),
+    `global_batch`, `num_replicas`, `is_chief`, `vocab_size`, `losses` (total
+    loss per step run in this call), `cls_losses`, `final_loss`,
+    `final_cls_loss`, `final_reg_loss`, `pretrained` (import summary or None),
+    `seconds`, `validations`, `best`.
+
+    Raises NonFiniteLossError (the step named, no checkpoint written for it),
+    ConfigMismatchError (resuming with another model config) and OSError (an
+    unwritable or full run directory, named with the fix; nothing half-written).
     """
     from tf_rmi.data import pipeline
 
@@ -619,10 +721,14 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
     _check_consistent(run_config)
     tcfg = run_config.train
     split = split or default_train_split(run_config.data.dataset)
-    latest = _prepare_run_dir(run_config, run_dir)
+    is_chief, task_id = worker_role(tcfg.strategy)
+    latest = _prepare_run_dir(run_config, run_dir, write=is_chief)
+    if tcfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
 
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(tcfg.precision)
+    worker_tmp = None
     try:
         strategy = make_strategy(tcfg.strategy)
         num_replicas = strategy.num_replicas_in_sync
@@ -638,9 +744,23 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
         with strategy.scope():
             model, optimizer, step_var, checkpoint = build_training_state(run_config)
             trainable = list(model.trainable_variables)
+        checkpoint_dir = run_dir_lib.checkpoint_dir(run_dir)
+        if is_chief:
+            write_dir = checkpoint_dir
+        else:
+            worker_tmp = tempfile.mkdtemp(prefix=f"tf_rmi_worker{task_id}_")
+            write_dir = os.path.join(worker_tmp, run_dir_lib.CHECKPOINT_SUBDIR)
         manager = tf.train.CheckpointManager(
-            checkpoint, run_dir_lib.checkpoint_dir(run_dir), max_to_keep=tcfg.keep_checkpoints,
+            checkpoint, write_dir, max_to_keep=tcfg.keep_checkpoints,
             checkpoint_name=run_dir_lib.CHECKPOINT_PREFIX)
+
+        def save(number: int) -> None:
+            try:
+                manager.save(checkpoint_number=number)
+            except (OSError, tf.errors.OpError) as err:
+                raise OSError(atomic_io.unwritable_message(write_dir, err)) from None
+            if worker_tmp is not None:
+                shutil.rmtree(worker_tmp, ignore_errors=True)
 
         pretrained_summary = None
         if latest is not None:
@@ -678,25 +798,32 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
             grads = tape.gradient(scaled, trainable)
             return cls_loss, reg_loss, grads, accuracy_counts(logits, mask)
 
-        def replica_step(features, mask):
+        def replica_step(features, mask, stop):
             cls_loss, reg_loss, grads, counts = forward_backward(
                 features["images"], features["words"], mask)
             grads = scale_bias_gradients(grads, trainable, bias_variables, tcfg.bias_lr_mult)
             optimizer.apply_gradients(zip(grads, trainable))
-            return cls_loss, reg_loss, counts
+            return cls_loss, reg_loss, counts, tf.identity(stop)
 
         @tf.function
-        def distributed_step(features, mask):
-            per_replica = strategy.run(replica_step, args=(features, mask))
-            cls_loss, reg_loss, counts = [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                                          for v in per_replica]
+        def distributed_step(features, mask, stop):
+            per_replica = strategy.run(replica_step, args=(features, mask, stop))
+            cls_loss, reg_loss, counts, stops = [
+                strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in per_replica]
             step_var.assign_add(1)
-            return cls_loss, reg_loss, counts
+            # Any worker's stop request reaches all of them in the same step.
+            return cls_loss, reg_loss, counts, stops > 0
 
         validator = Validator(model, run_config, run_dir, tf.train.Checkpoint(model=model))
+        if not is_chief:
+            validator.every = 0  # the chief validates; the others wait at the next step
         validations: List[dict] = []
-        os.makedirs(os.path.join(run_dir, run_dir_lib.LOG_SUBDIR), exist_ok=True)
-        writer = tf.summary.create_file_writer(os.path.join(run_dir, run_dir_lib.LOG_SUBDIR))
+        if is_chief:
+            log_dir = os.path.join(run_dir, run_dir_lib.LOG_SUBDIR)
+            os.makedirs(log_dir, exist_ok=True)
+            writer = tf.summary.create_file_writer(log_dir)
+        else:
+            writer = tf.summary.create_noop_writer()
         bar = None
         if progress and end_step > start_step:
             # Counts this session's steps (the ETA is then right after a resume);
@@ -708,59 +835,73 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
         losses, cls_losses = [], []
         last = (float("nan"),) * 3
         step = start_step
+        saved_step = start_step if latest is not None else None
+        preempted = False
         iterator = iter(dist_dataset)
         try:
-            while step < end_step:
-                features, mask = next(iterator)
-                lr = current_learning_rate(optimizer)
-                cls_t, reg_t, counts_t = distributed_step(features, mask)
-                cls_loss, reg_loss = float(cls_t.numpy()), float(reg_t.numpy())
-                loss = cls_loss + reg_loss
-                step += 1
-                # Check before any snapshot logic: a bad step is never saved.
-                if not math.isfinite(loss):
-                    raise NonFiniteLossError(step, loss, cls_loss, reg_loss, manager.latest_checkpoint)
-                acc_all, acc_pos, acc_neg = pixel_accuracy(counts_t.numpy())
-                losses.append(loss)
-                cls_losses.append(cls_loss)
-                last = (loss, cls_loss, reg_loss)
-                values = {"loss": loss, "cls_loss": cls_loss, "reg_loss": reg_loss,
-                          "learning_rate": lr, "accuracy/all": acc_all,
-                          "accuracy/positive": acc_pos, "accuracy/negative": acc_neg}
-                for k, v in values.items():
-                    window.setdefault(k, []).append(v)
-                smoothed = averages.update({"cls_loss": cls_loss, "acc_pos": acc_pos,
-                                            "acc_neg": acc_neg})
-                if step % tcfg.log_every == 0 or step == end_step:
-                    with writer.as_default():
-                        for k, vs in window.items():
-                            finite = [v for v in vs if math.isfinite(v)]
-                            write_scalar(k, float(np.mean(finite)) if finite else float("nan"), step)
-                        if step % (tcfg.log_every * IMAGE_SUMMARY_EVERY_LOGS) == 0 or step == end_step:
-                            _write_image_summaries(model, strategy, features, mask, step)
-                    window = {}
-                if step % tcfg.snapshot_every == 0 or step == end_step:
-                    manager.save(checkpoint_number=step)
-                if validator.due(step, end_step):
-                    with writer.as_default():
-                        validated = validator.score(step)
-                    validations.append(validated)
-                if bar is not None:
-                    bar.update(step - start_step, values=[
-                        ("step", step), ("loss", loss), ("cls_loss", cls_loss),
-                        ("avg_cls_loss", smoothed.get("cls_loss", cls_loss)),
-                        ("acc_pos", smoothed.get("acc_pos", 0.0)),
-                        ("acc_neg", smoothed.get("acc_neg", 0.0)), ("lr", lr)]
-                        + ([("val_iou", validations[-1]["overall_iou"])] if validations else []))
+            with _StopSignal(signals=(signal.SIGTERM,) if stop_on_sigterm else ()) as stop_signal:
+                while step < end_step:
+                    features, mask = next(iterator)
+                    lr = current_learning_rate(optimizer)
+                    stop_t = tf.constant(1 if stop_signal.received is not None else 0, tf.int32)
+                    cls_t, reg_t, counts_t, stop_any = distributed_step(features, mask, stop_t)
+                    cls_loss, reg_loss = float(cls_t.numpy()), float(reg_t.numpy())
+                    loss = cls_loss + reg_loss
+                    step += 1
+                    # Check before any snapshot logic: a bad step is never saved.
+                    if not math.isfinite(loss):
+                        raise NonFiniteLossError(step, loss, cls_loss, reg_loss,
+                                                 tf.train.latest_checkpoint(checkpoint_dir))
+                    acc_all, acc_pos, acc_neg = pixel_accuracy(counts_t.numpy())
+                    losses.append(loss)
+                    cls_losses.append(cls_loss)
+                    last = (loss, cls_loss, reg_loss)
+                    values = {"loss": loss, "cls_loss": cls_loss, "reg_loss": reg_loss,
+                              "learning_rate": lr, "accuracy/all": acc_all,
+                              "accuracy/positive": acc_pos, "accuracy/negative": acc_neg}
+                    for k, v in values.items():
+                        window.setdefault(k, []).append(v)
+                    smoothed = averages.update({"cls_loss": cls_loss, "acc_pos": acc_pos,
+                                                "acc_neg": acc_neg})
+                    if step % tcfg.log_every == 0 or step == end_step:
+                        with writer.as_default():
+                            for k, vs in window.items():
+                                finite = [v for v in vs if math.isfinite(v)]
+                                write_scalar(k, float(np.mean(finite)) if finite else float("nan"), step)
+                            if is_chief and (step % (tcfg.log_every * IMAGE_SUMMARY_EVERY_LOGS) == 0
+                                             or step == end_step):
+                                _write_image_summaries(model, strategy, features, mask, step)
+                        window = {}
+                    # Single-process strategies stop on their own signal; workers on the
+                    # all-reduced one (all of them then stop after this same step).
+                    preempted = bool(stop_any.numpy()) if tcfg.strategy == "multi_worker" \
+                        else stop_signal.received is not None
+                    if step % tcfg.snapshot_every == 0 or step == end_step or preempted:
+                        save(step)
+                        saved_step = step
+                    if validator.due(step, end_step):
+                        with writer.as_default():
+                            validated = validator.score(step)
+                        validations.append(validated)
+                    if bar is not None:
+                        bar.update(step - start_step, values=[
+                            ("step", step), ("loss", loss), ("cls_loss", cls_loss),
+                            ("avg_cls_loss", smoothed.get("cls_loss", cls_loss)),
+                            ("acc_pos", smoothed.get("acc_pos", 0.0)),
+                            ("acc_neg", smoothed.get("acc_neg", 0.0)), ("lr", lr)]
+                            + ([("val_iou", validations[-1]["overall_iou"])] if validations else []))
+                    if preempted:
+                        break
         finally:
             writer.flush()
             writer.close()
-        if manager.latest_checkpoint is None:  # max_steps=0 on a new run: still leave a snapshot
-            manager.save(checkpoint_number=step)
+        if saved_step is None:  # max_steps=0 on a new run: still leave a snapshot
+            save(step)
         return {
             "run_dir": run_dir, "start_step": start_step, "step": step,
-            "resumed": latest is not None, "checkpoint": manager.latest_checkpoint,
-            "global_batch": global_batch, "num_replicas": num_replicas,
+            "resumed": latest is not None, "preempted": preempted,
+            "checkpoint": tf.train.latest_checkpoint(checkpoint_dir),
+            "global_batch": global_batch, "num_replicas": num_replicas, "is_chief": is_chief,
             "vocab_size": run_config.model.vocab_size, "split": split,
             "losses": losses, "cls_losses": cls_losses, "final_loss": last[0],
             "final_cls_loss": last[1], "final_reg_loss": last[2],
@@ -769,6 +910,8 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
         }
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+        if worker_tmp is not None:
+            shutil.rmtree(worker_tmp, ignore_errors=True)
 
 
 def _write_image_summaries(model, strategy, features, mask, step: int) -> None:

@@ -36,6 +36,10 @@ import numpy as np
 # Caffe's ImageNet mean in BGR order, as `mu` in the original main.py.
 CAFFE_MEAN_BGR = np.array((104.00698793, 116.66876762, 122.67891434), dtype=np.float64)
 DEFAULT_SIZE = 320
+# The largest image predicted or served (4096 x 4096 pixels): `tf_rmi predict`
+# and the SavedModel refuse larger ones from the header, before decoding, so one
+# request's memory stays bounded (README "Serving").
+MAX_IMAGE_PIXELS = 4096 * 4096
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:

@@ -357,6 +357,24 @@ def _error_parts(err: DataError) -> Tuple[str, str, Optional[str]]:
     return err.reason, message, err.path
 
 
+class _WriteError(Exception):
+    """A failed write of the output (not of reading an input): `cause` says why."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _writing(action: Callable[[], Any]) -> Any:
+    """Runs `action` (a write of the output), turning its OSError / TF error into _WriteError."""
+    import tensorflow as tf
+
+    try:
+        return action()
+    except (OSError, tf.errors.OpError) as err:
+        raise _WriteError(err) from None
+
+
 def _write_shard(task: _ShardTask) -> Dict[str, Any]:
     """Writes one shard (temp name, then rename). Runs in a worker process."""
     import tensorflow as tf  # the record writer; imported where it is used
@@ -370,7 +388,7 @@ def _write_shard(task: _ShardTask) -> Dict[str, Any]:
     records = 0
     cache: Dict[str, Any] = {}
     try:
-        with tf.io.TFRecordWriter(tmp) as writer:
+        with _writing(lambda: tf.io.TFRecordWriter(tmp)) as writer:
             for expr in task.expressions:
                 try:
                     serialized, reasons = _serialize(expr, task, cache)
@@ -380,14 +398,16 @@ def _write_shard(task: _ShardTask) -> Dict[str, Any]:
                     skipped[err.reason] += 1
                     examples.setdefault(err.reason, str(err))
                 else:
-                    writer.write(serialized)
+                    _writing(lambda: writer.write(serialized))
                     records += 1
                     degenerate.update(reasons)
                     degenerate_records += bool(reasons)
                 finally:
                     counter.add(1)
         sha256 = file_sha256(tmp)
-        os.replace(tmp, task.path)
+        _writing(lambda: os.replace(tmp, task.path))
+    except _WriteError as err:
+        raise OSError(atomic_io.unwritable_message(task.path, err.cause)) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -565,7 +585,10 @@ def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str
     def save() -> None:
         entry["shards"] = [complete[i] for i in sorted(complete)]
         manifest["splits"][split] = entry
-        atomic_io.write_json(manifest_path, manifest)
+        try:
+            atomic_io.write_json(manifest_path, manifest)
+        except OSError as err:
+            raise OSError(atomic_io.unwritable_message(manifest_path, err)) from None
 
     def on_result(result: Dict[str, Any]) -> None:
         complete[result["index"]] = result
@@ -639,6 +662,7 @@ def build_dataset(source: Source, output_dir: str, splits: Optional[Sequence[str
         raise ValueError(f"Unknown split(s) {unknown} for {source.name}: choose from "
                          f"{list(available)}")
     out_dir = os.path.join(output_dir, source.name)
+    atomic_io.ensure_writable_dir(out_dir)  # before any work: a clear error, nothing written
     settings = dict(settings or {})
     # How training splits are ordered (pipeline.training_order reads it back).
     settings.update(train_order=train_order, train_order_seed=TRAIN_ORDER_SEED)
@@ -659,7 +683,11 @@ def build_dataset(source: Source, output_dir: str, splits: Optional[Sequence[str
         # Refuse before touching anything when the directory holds other records.
         _load_manifest(out_dir, _manifest_header(source.name, vocab, manifest_vocab,
                                                  image_size, num_words, settings))
-        text.write_vocabulary(tokens, os.path.join(out_dir, BUILT_VOCAB_NAME))
+        vocab_path = os.path.join(out_dir, BUILT_VOCAB_NAME)
+        try:
+            text.write_vocabulary(tokens, vocab_path)
+        except OSError as err:
+            raise OSError(atomic_io.unwritable_message(vocab_path, err)) from None
     else:
         if not vocab_file:
             raise ValueError(
