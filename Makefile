@@ -29,8 +29,9 @@ PYTEST_ARGS ?=
 ifeq ($(DATASET),shapes)
 TRUNK ?= small
 SHAPES_TRAIN_FLAGS := --small_trunk_width=16 --input_size=128 --visual_dim=64 --embed_dim=64 \
-  --lstm_units=64 --mlstm_units=64 --batch_size=8 --learning_rate=1e-2 \
-  --small_trunk_input_scale=0.0078125 --small_trunk_residual --small_trunk_aligned
+  --lstm_units=64 --mlstm_units=64 --batch_size=8 --learning_rate=2e-2 \
+  --small_trunk_input_scale=0.0078125 --small_trunk_residual --small_trunk_aligned \
+  --small_trunk_standardize --trunk_learning_rate_mult=0.05
 SHAPES_PRE_FLAGS := --image_size=128
 endif
 TRUNK ?=
