@@ -52,7 +52,7 @@ class DemoConfig:
     small_trunk_context: bool = False
     trunk_learning_rate_mult: float = 0.05
     dim: int = 64
-    steps: int = 5000
+    steps: int = 4000
     batch_size: int = 8
     learning_rate: float = 2e-2
     seed: int = 0
