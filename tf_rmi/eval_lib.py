@@ -89,6 +89,13 @@ class ModelRunner:
             tf.TensorSpec([None, feat, feat, cfg.visual_dim]),
             tf.TensorSpec([None, t], tf.int32), tf.TensorSpec([None], tf.int32)])
 
+        def one_image(visual, words):
+            return model.segment_one_image(visual, words)["upsampled_logits"]
+
+        # One image, its expressions each running only their own steps.
+        self.segment_one_image = tf.function(one_image, input_signature=[
+            tf.TensorSpec([1, feat, feat, cfg.visual_dim]), tf.TensorSpec([None, t], tf.int32)])
+
         def full(images, words):
             return model((images, words))["upsampled_logits"]
 
@@ -96,10 +103,10 @@ class ModelRunner:
             tf.TensorSpec([None, size, size, 3]), tf.TensorSpec([None, t], tf.int32)])
 
     def shared_trunk(self, image: np.ndarray, words: np.ndarray) -> np.ndarray:
-        """[n, S, S] upsampled logits for n expressions of one image (one trunk pass)."""
+        """[n, S, S] upsampled logits for n expressions of one image: one trunk
+        pass, the head's per-image projection once, each expression's own steps."""
         visual = self.visual(image[None])
-        index = np.zeros(len(words), np.int32)
-        return self.segment(visual, words, index).numpy()[..., 0]
+        return self.segment_one_image(visual, words).numpy()[..., 0]
 
     def per_expression(self, image: np.ndarray, words: np.ndarray) -> np.ndarray:
         """[n, S, S] upsampled logits, one full model call per expression."""
