@@ -415,34 +415,53 @@ def bench_eval(settings: Settings) -> dict:
     one = words[3:4]  # a 6-word expression
     out["parts"] = harness.interleaved_compare({
         "visual_features_1_image": lambda: runner.visual(image[None]).numpy(),
-        "segment_7_expressions": lambda: runner.segment(visual, words, index).numpy(),
+        # What shared_trunk runs: each expression only on its own steps.
+        "segment_one_image_7_expressions": lambda: runner.segment_one_image(visual,
+                                                                             words).numpy(),
+        # The batched head before: every step up to the longest expression for all 7.
+        "segment_7_expressions_batched": lambda: runner.segment(visual, words, index).numpy(),
         "segment_1_expression_6_words": lambda: runner.segment(visual, one, index[:1]).numpy(),
         "full_call_1_expression_6_words": lambda: runner.full(image[None], one).numpy()},
         warmup=1, repeats=repeats)
+    out["profile_shared_trunk"] = harness.op_profile(lambda: runner.shared_trunk(image, words),
+                                                     calls=1, top=8)
 
     with tempfile.TemporaryDirectory() as tmp:
         tfrecords = _shapes_eval_set(tmp, settings)
         run_config = RunConfig(data=DataConfig(dataset="shapes", tfrecord_dir=tfrecords,
                                                input_size=size), model=cfg)
-        counts = {}
+        counts, stages = {}, {}
 
-        def evaluate(shared: bool):
+        def evaluate(shared: bool, crf: bool = False):
             # evaluate() builds a new ModelRunner (new tf.functions) per call; hand
             # it the traced one so that tracing stays out of the timed repeats.
-            with mock.patch.object(eval_lib, "ModelRunner", lambda _model: runner):
+            with mock.patch.object(eval_lib, "model_runner", lambda _model: runner):
                 result = eval_lib.evaluate(model, run_config,
-                                           EvalConfig(split="test", shared_trunk=shared),
+                                           EvalConfig(split="test", shared_trunk=shared, crf=crf),
                                            progress=False)
             counts[shared] = result["expressions"]
+            stages.setdefault((shared, crf), []).append(result["stage_seconds"])
 
         loop = harness.interleaved_compare({"shared_trunk": lambda: evaluate(True),
                                             "per_expression": lambda: evaluate(False)},
                                            warmup=1, repeats=repeats)
+        # With DenseCRF (the original's settings), shared trunk: fewer repeats.
+        with_crf = harness.measure(lambda: evaluate(True, crf=True), warmup=0,
+                                   repeats=1 if settings.quick else 2)
     expressions = counts[True]
+
+    def median_stages(runs):
+        return {k: sorted(r[k] for r in runs)[len(runs) // 2] for k in runs[0]}
+
     out["end_to_end"] = {
         "expressions": expressions, "images": 2,
         **{name: dict(t, expressions_per_s=expressions / t["median_s"]) for name, t in loop.items()},
-        "speedup": loop["per_expression"]["median_s"] / loop["shared_trunk"]["median_s"]}
+        "speedup": loop["per_expression"]["median_s"] / loop["shared_trunk"]["median_s"],
+        "shared_trunk_crf": dict(with_crf, expressions_per_s=expressions / with_crf["median_s"]),
+        # Wall seconds per stage of one pass over the split (median over the timed runs).
+        "stage_seconds": {"shared_trunk": median_stages(stages[(True, False)][1:]),
+                          "per_expression": median_stages(stages[(False, False)][1:]),
+                          "shared_trunk_crf": median_stages(stages[(True, True)])}}
     return out
 
 
@@ -703,7 +722,19 @@ def summary_markdown(results: dict) -> str:
                   f"{e2e['images']} synthetic images, scoring included): shared "
                   f"{e2e['shared_trunk']['expressions_per_s']:.2f} expr/s, per expression "
                   f"{e2e['per_expression']['expressions_per_s']:.2f} expr/s: {e2e['speedup']:.2f}x",
+                  f"- the same with DenseCRF (shared trunk): "
+                  f"{e2e['shared_trunk_crf']['expressions_per_s']:.2f} expr/s",
                   "", harness.markdown_table(rows, ["part", "seconds"])]
+        stage_rows = [[name.replace("_", " ")] + [f"{e2e['stage_seconds'][k].get(name, 0.0):.3f}"
+                                                  for k in ("shared_trunk", "per_expression",
+                                                            "shared_trunk_crf")]
+                      for name in e2e["stage_seconds"]["shared_trunk_crf"]]
+        lines += ["Where the time of one pass over the split goes (wall seconds per stage):", "",
+                  harness.markdown_table(stage_rows, ["stage", "shared trunk", "per expression",
+                                                      "shared trunk + CRF"])]
+        prof = r["profile_shared_trunk"]
+        lines += ["- profile of one shared-trunk call (7 expressions) by op type: "
+                  + ", ".join(f"{k} {100 * share:.0f}%" for k, _, share in prof["ops"][:6]), ""]
     if "preprocess" in results:
         r = results["preprocess"]
         lines += ["## Preprocessing (synthetic set, 320x320 training records)", "",
