@@ -125,6 +125,39 @@ def _blocking(fn):
 # -------------------------------------------------------------------- head
 
 
+def head_matmul_shapes(cfg) -> Dict[str, tuple]:
+    """The per-step matmuls of the multimodal LSTM's forward and backward, as
+    (rows, inner, cols, transpose_a, transpose_b): efficient (recurrent rows
+    only) and straightforward (the whole per-cell input)."""
+    cells = cfg.feature_size ** 2
+    m4 = 4 * cfg.mlstm_units
+    full = cfg.visual_dim + cfg.embed_dim + cfg.lstm_units + 8 + cfg.mlstm_units
+    shapes = {}
+    for name, k in (("efficient", cfg.mlstm_units), ("straightforward", full)):
+        shapes[f"{name}_forward"] = (cells, k, m4, False, False)        # x @ K
+        shapes[f"{name}_grad_input"] = (cells, m4, k, False, True)      # dz @ K^T
+        shapes[f"{name}_grad_kernel"] = (k, cells, m4, True, False)     # x^T @ dz
+    return shapes
+
+
+def matmul_shape_rates(cfg, repeats: int) -> Dict[str, dict]:
+    """GFLOP/s of each per-step head matmul shape alone, interleaved: whether
+    the efficient formulation's smaller matmuls run slower per FLOP."""
+    import tensorflow as tf
+
+    fns, flop = {}, {}
+    for name, (rows, inner, cols, ta, tb) in head_matmul_shapes(cfg).items():
+        a = tf.random.normal([inner, rows] if ta else [rows, inner])
+        b = tf.random.normal([cols, inner] if tb else [inner, cols])
+        fn = tf.function(lambda a=a, b=b, ta=ta, tb=tb: tf.linalg.matmul(
+            a, b, transpose_a=ta, transpose_b=tb))
+        fns[name] = lambda fn=fn: fn().numpy()
+        flop[name] = 2 * rows * inner * cols
+    timing = harness.interleaved_compare(fns, warmup=1, repeats=repeats)
+    return {name: dict(t, gflop=flop[name] / 1e9, gflops=flop[name] / t["median_s"] / 1e9)
+            for name, t in timing.items()}
+
+
 def bench_head(settings: Settings) -> dict:
     """Efficient vs straightforward multimodal LSTM head, from visual features
     (no trunk), forward and forward+backward (gradients wrt the head's own
@@ -170,6 +203,10 @@ def bench_head(settings: Settings) -> dict:
                 compiled = tf.function(fn, jit_compile=settings.jit_compile)
                 fns[(name, mode)] = _blocking(compiled)
                 concrete[(name, mode)] = compiled.get_concrete_function()
+            if name == "efficient" and num_words == 20:
+                # The same forward+backward XLA-compiled (or not, if the run is).
+                fns[("efficient", "other_jit")] = _blocking(
+                    tf.function(forward_backward, jit_compile=not settings.jit_compile))
         taken = step_branch_taken(cfgs["efficient"].num_words, num_words)
         for mode in ("fwd", "fwd+bwd"):
             timing = harness.interleaved_compare(
@@ -189,11 +226,18 @@ def bench_head(settings: Settings) -> dict:
                                    / entry["efficient"]["gflop_profiler"])
             results[f"{num_words}_words_{mode}"] = entry
         if num_words == 20:
+            xla = harness.interleaved_compare(
+                {"as_run": fns[("efficient", "fwd+bwd")], "other_jit": fns[("efficient", "other_jit")]},
+                warmup=1, repeats=settings.repeats)
+            results["efficient_20_words_fwd+bwd_xla"] = {
+                "with_xla" if settings.jit_compile else "without_xla": xla["as_run"],
+                "without_xla" if settings.jit_compile else "with_xla": xla["other_jit"]}
             # Where the fwd+bwd time goes, by op type (tf.profiler trace, 1 call each).
             results["profile_20_words_fwd+bwd"] = {
                 name: harness.op_profile(fns[(name, "fwd+bwd")], calls=1, top=8)
                 for name in ("efficient", "straightforward")}
     cfg = cfgs["efficient"]
+    results["matmul_shape_rates"] = matmul_shape_rates(cfg, settings.repeats)
     conv0 = conv0_gflop(cfg, 2048)
     results["issue_comparison_fwd_gflop"] = {
         f"{n}_words": {"analytic_with_conv0": [head_matmul_gflop(cfg, n, False) + conv0,
@@ -689,6 +733,14 @@ def summary_markdown(results: dict) -> str:
                   + "; ".join(f"{k.replace('_', ' ')}: {v['analytic_with_conv0'][0]:.1f} / "
                               f"{v['analytic_with_conv0'][1]:.1f} ({v['issue'][0]:.0f} / "
                               f"{v['issue'][1]:.0f})" for k, v in issue.items()), ""]
+        xla = results["head"].get("efficient_20_words_fwd+bwd_xla")
+        if xla:
+            lines += [f"- efficient fwd+bwd at 20 words, XLA vs not (interleaved): "
+                      f"{_fmt(xla['with_xla'])} s vs {_fmt(xla['without_xla'])} s"]
+        rates = results["head"].get("matmul_shape_rates")
+        if rates:
+            lines += ["- per-step matmul shapes alone (GFLOP/s): " + ", ".join(
+                f"{k.replace('_', ' ')} {v['gflops']:.0f}" for k, v in rates.items())]
         for name, prof in results["head"]["profile_20_words_fwd+bwd"].items():
             ops = ", ".join(f"{k} {100 * share:.0f}%" for k, _, share in prof["ops"][:6])
             lines += [f"- profile, {name} fwd+bwd at 20 words ({prof['wall_seconds']:.2f} s wall, "
