@@ -158,6 +158,26 @@ def matmul_shape_rates(cfg, repeats: int) -> Dict[str, dict]:
             for name, t in timing.items()}
 
 
+def _head_functions(model, visual, words, head_vars):
+    """(forward, forward_backward): argument-free closures over one model."""
+    import tensorflow as tf
+
+    def forward():
+        return model.segment(visual, words)["logits"]
+
+    def forward_backward():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.cast(model.segment(visual, words)["logits"], tf.float32))
+        grads = tape.gradient(loss, head_vars)
+        if any(g is None for g in grads):
+            raise RuntimeError("head benchmark: a head variable got no gradient")
+        # The embedding's gradient is sparse: densify, as an optimizer would
+        # apply it, so both formulations do the same work after the head.
+        return [tf.convert_to_tensor(g) for g in grads]
+
+    return forward, forward_backward
+
+
 def bench_head(settings: Settings) -> dict:
     """Efficient vs straightforward multimodal LSTM head, from visual features
     (no trunk), forward and forward+backward (gradients wrt the head's own
@@ -184,20 +204,11 @@ def bench_head(settings: Settings) -> dict:
             words = front_padded_words(cfg.num_words, [num_words], cfg.vocab_size)
             head_vars = [v for v in model.trainable_variables
                          if "small_trunk" not in v.path and "conv0" not in v.path]
-            # Closures take no arguments: a model or variables passed as tf.function
-            # arguments would become placeholders that the tape does not watch.
-
-            def forward(model=model, visual=visual, words=words):
-                return model.segment(visual, words)["logits"]
-
-            def forward_backward(model=model, visual=visual, words=words, head_vars=head_vars):
-                with tf.GradientTape() as tape:
-                    loss = tf.reduce_sum(tf.cast(model.segment(visual, words)["logits"],
-                                                 tf.float32))
-                grads = tape.gradient(loss, head_vars)
-                # The embedding's gradient is sparse: densify, as an optimizer would
-                # apply it, so both formulations do the same work after the head.
-                return [tf.convert_to_tensor(g) for g in grads if g is not None]
+            # The functions take no arguments, not even defaults: tf.function turns
+            # default arguments into inputs, and variables or a model passed so
+            # become placeholders that the tape does not watch (every gradient
+            # None, and "fwd+bwd" would time the forward's pad checks only).
+            forward, forward_backward = _head_functions(model, visual, words, head_vars)
 
             for mode, fn in (("fwd", forward), ("fwd+bwd", forward_backward)):
                 compiled = tf.function(fn, jit_compile=settings.jit_compile)
@@ -572,6 +583,75 @@ def bench_preprocess(settings: Settings) -> dict:
     return _run_child("preprocess", settings)
 
 
+# ------------------------------------------------------------ input pipeline
+
+# Samples/s a GPU would ask of the input pipeline for D+RMI training, projected
+# from the training step's FLOPs (benchmarks' train_step: ~235 GFLOP per sample
+# at 320 px, 6 words): at 100-400 TFLOP/s achieved (an H100/H200-class GPU in
+# TF32 / bfloat16 at 15-40% of peak), 235 GFLOP per sample is ~425-1700
+# samples/s; batch-1 training (the original's) is bound by the 20-step
+# recurrence's kernel launches instead, far below that.
+GPU_PROJECTED_SAMPLES_PER_S = (425.0, 1700.0)
+
+
+def _input_pipeline_child(settings: Settings) -> dict:
+    """Runs in a fresh process: training records/s of `pipeline.train_dataset`
+    at 320 px (PNG decode, Caffe preprocessing, shuffle, batch), and the CPU
+    seconds the process spends per record (all tf.data threads), so records
+    per second per CPU core; the same for the parse (decode) stage alone."""
+    import tensorflow as tf
+
+    from tf_rmi.config import DataConfig
+    from tf_rmi.data import pipeline, preprocess_lib
+
+    size = 64 if settings.quick else 320
+    images = 4 if settings.quick else 20
+    records = 40 if settings.quick else 400
+    warmup = 10 if settings.quick else 50
+    out = {"input_size": size, "records_timed": records}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = os.path.join(tmp, "tfrecords")
+        preprocess_lib.preprocess("shapes", None, root, splits=("train",), num_workers=1,
+                                  progress=False, image_size=size,
+                                  shapes_args={"num_train_images": images, "num_val_images": 0,
+                                               "num_test_images": 0})
+        data_cfg = DataConfig(dataset="shapes", tfrecord_dir=root, input_size=size)
+
+        def measure_stream(dataset, per_element: int) -> dict:
+            it = iter(dataset)
+            for _ in range(warmup // per_element):
+                tf.nest.map_structure(lambda t: t.numpy(), next(it))
+            r0 = resource.getrusage(resource.RUSAGE_SELF)
+            start = time.perf_counter()
+            for _ in range(records // per_element):
+                tf.nest.map_structure(lambda t: t.numpy(), next(it))
+            wall = time.perf_counter() - start
+            r1 = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+            n = (records // per_element) * per_element
+            return {"wall_s": wall, "cpu_s": cpu, "records_per_s": n / wall,
+                    "records_per_cpu_core_s": n / max(cpu, 1e-9)}
+
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for batch in (1, 8):
+                out[f"train_dataset_batch_{batch}"] = measure_stream(
+                    pipeline.train_dataset(data_cfg, "train", batch, seed=0), batch)
+            out["parse_only"] = measure_stream(
+                pipeline.train_examples(data_cfg, "train", seed=0), 1)
+    per_core = out["train_dataset_batch_8"]["records_per_cpu_core_s"]
+    out["gpu_projected_samples_per_s"] = list(GPU_PROJECTED_SAMPLES_PER_S)
+    out["cores_needed_for_projection"] = [r / per_core for r in GPU_PROJECTED_SAMPLES_PER_S]
+    return out
+
+
+def bench_input_pipeline(settings: Settings) -> dict:
+    """Training input pipeline records/s per CPU core at 320 px, and how many
+    cores the projected GPU step rate would need."""
+    return _run_child("input_pipeline", settings)
+
+
 # -------------------------------------------------------------------- memory
 
 
@@ -629,6 +709,8 @@ def _child_main(argv: List[str]) -> None:
     apply_precision(settings)
     if name == "preprocess":
         result = _preprocess_child(settings)
+    elif name == "input_pipeline":
+        result = _input_pipeline_child(settings)
     elif name.startswith("memory_"):
         result = _memory_child(settings, name[len("memory_"):])
     else:
@@ -640,7 +722,8 @@ def _child_main(argv: List[str]) -> None:
 
 BENCHMARKS = {"head": bench_head, "train_step": bench_train_step, "demo_step": bench_demo_step,
               "eval": bench_eval,
-              "preprocess": bench_preprocess, "memory": bench_memory}
+              "preprocess": bench_preprocess, "input_pipeline": bench_input_pipeline,
+              "memory": bench_memory}
 
 
 def run(names: List[str], settings: Settings, command: str = "",
@@ -798,6 +881,17 @@ def summary_markdown(results: dict) -> str:
                   f"- 2 workers {r['2_workers']['expressions_per_s']:.1f} expr/s "
                   f"({_fmt(r['2_workers'])} s; CPU: parent {r['2_workers']['parent_cpu_s']:.2f} s, "
                   f"workers {r['2_workers']['worker_cpu_s']:.2f} s): {r['speedup']:.2f}x", ""]
+    if "input_pipeline" in results:
+        r = results["input_pipeline"]
+        lines += [f"## Training input pipeline ({r['input_size']} px, synthetic records)", ""]
+        for key in ("train_dataset_batch_1", "train_dataset_batch_8", "parse_only"):
+            x = r[key]
+            lines.append(f"- {key.replace('_', ' ')}: {x['records_per_s']:.0f} records/s wall, "
+                         f"{x['records_per_cpu_core_s']:.0f} records per CPU-core second")
+        lo, hi = r["cores_needed_for_projection"]
+        plo, phi = r["gpu_projected_samples_per_s"]
+        lines += [f"- a GPU at the projected {plo:.0f}-{phi:.0f} samples/s would need "
+                  f"{lo:.1f}-{hi:.1f} CPU cores for this pipeline", ""]
     if "memory" in results:
         r = results["memory"]
         lines += ["## Peak resident memory", "",
