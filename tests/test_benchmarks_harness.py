@@ -179,7 +179,7 @@ def test_head_benchmark_functions_compute_every_gradient_when_traced():
     from tests.conftest import tiny_model_config
     from tf_rmi.models.segmenter import build_model
 
-    cfg = tiny_model_config()
+    cfg = tiny_model_config(num_words=3)
     model = build_model(cfg)
     visual = tf.random.normal([1, cfg.feature_size, cfg.feature_size, cfg.visual_dim], seed=1)
     words = suite.front_padded_words(cfg.num_words, [3], cfg.vocab_size)
