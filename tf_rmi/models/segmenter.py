@@ -203,10 +203,9 @@ class ReferringSegmenter(keras.Model):
                 active = tf.not_equal(words[:k, t], 0)
                 c_w_new, h_w_new = self.lang_lstm(word, c_w, h_w)
                 lang = l2_normalize(h_w_new)
-                # The first step that runs starts from all-zero states.
                 c_a_new, h_a_new = self.mlstm.step(
                     static, self.mlstm.dynamic(word, lang, blocks), c_a, h_a, blocks,
-                    h_is_zero=True if t == 0 else tf.equal(k_prev, 0))
+                    h_is_zero=(t == 0))  # the zero state: no recurrent product
                 return _keep_inactive(active, (c_w_new, h_w_new, c_a_new, h_a_new),
                                       (c_w, h_w, c_a, h_a))
 
@@ -248,21 +247,17 @@ class ReferringSegmenter(keras.Model):
         c_a = tf.zeros(tf.stack([n, h, w, c.mlstm_units]), dtype)
         h_a = c_a
         word_maps, word_logits = [], []
-        # Whether some step has run: until then every h is exactly zero and the
-        # efficient step skips its recurrent product (a Python True at t = 0).
-        started = False
         for t in range(int(words.shape[1])):
             active = tf.not_equal(words[:, t], 0)
             word = embedded[:, t]
 
-            def run_step(word=word, active=active, c_w=c_w, h_w=h_w, c_a=c_a, h_a=h_a,
-                         started=started):
+            def run_step(word=word, active=active, c_w=c_w, h_w=h_w, c_a=c_a, h_a=h_a, t=t):
                 c_w_new, h_w_new = self.lang_lstm(word, c_w, h_w)
                 lang = l2_normalize(h_w_new)
                 if c.efficient_head:
                     c_a_new, h_a_new = self.mlstm.step(
                         static, self.mlstm.dynamic(word, lang, blocks), c_a, h_a, blocks,
-                        h_is_zero=(True if started is False else tf.logical_not(started)))
+                        h_is_zero=(t == 0))  # the zero state: no recurrent product
                 else:
                     c_a_new, h_a_new = self.mlstm.straightforward_step(
                         v, s_cells, word, lang, c_a, h_a)
@@ -276,7 +271,6 @@ class ReferringSegmenter(keras.Model):
             c_w, h_w, c_a, h_a = tf.cond(
                 any_active, run_step,
                 lambda c_w=c_w, h_w=h_w, c_a=c_a, h_a=h_a: (c_w, h_w, c_a, h_a))
-            started = any_active if started is False else tf.logical_or(started, any_active)
             if return_word_maps:
                 transformed = output_transform(h_a)
                 word_maps.append(response_map(transformed, size, c.upsample))
