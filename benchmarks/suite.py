@@ -125,6 +125,59 @@ def _blocking(fn):
 # -------------------------------------------------------------------- head
 
 
+def head_matmul_shapes(cfg) -> Dict[str, tuple]:
+    """The per-step matmuls of the multimodal LSTM's forward and backward, as
+    (rows, inner, cols, transpose_a, transpose_b): efficient (recurrent rows
+    only) and straightforward (the whole per-cell input)."""
+    cells = cfg.feature_size ** 2
+    m4 = 4 * cfg.mlstm_units
+    full = cfg.visual_dim + cfg.embed_dim + cfg.lstm_units + 8 + cfg.mlstm_units
+    shapes = {}
+    for name, k in (("efficient", cfg.mlstm_units), ("straightforward", full)):
+        shapes[f"{name}_forward"] = (cells, k, m4, False, False)        # x @ K
+        shapes[f"{name}_grad_input"] = (cells, m4, k, False, True)      # dz @ K^T
+        shapes[f"{name}_grad_kernel"] = (k, cells, m4, True, False)     # x^T @ dz
+    return shapes
+
+
+def matmul_shape_rates(cfg, repeats: int) -> Dict[str, dict]:
+    """GFLOP/s of each per-step head matmul shape alone, interleaved: whether
+    the efficient formulation's smaller matmuls run slower per FLOP."""
+    import tensorflow as tf
+
+    fns, flop = {}, {}
+    for name, (rows, inner, cols, ta, tb) in head_matmul_shapes(cfg).items():
+        a = tf.random.normal([inner, rows] if ta else [rows, inner])
+        b = tf.random.normal([cols, inner] if tb else [inner, cols])
+        fn = tf.function(lambda a=a, b=b, ta=ta, tb=tb: tf.linalg.matmul(
+            a, b, transpose_a=ta, transpose_b=tb))
+        fns[name] = lambda fn=fn: fn().numpy()
+        flop[name] = 2 * rows * inner * cols
+    timing = harness.interleaved_compare(fns, warmup=1, repeats=repeats)
+    return {name: dict(t, gflop=flop[name] / 1e9, gflops=flop[name] / t["median_s"] / 1e9)
+            for name, t in timing.items()}
+
+
+def _head_functions(model, visual, words, head_vars):
+    """(forward, forward_backward): argument-free closures over one model."""
+    import tensorflow as tf
+
+    def forward():
+        return model.segment(visual, words)["logits"]
+
+    def forward_backward():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.cast(model.segment(visual, words)["logits"], tf.float32))
+        grads = tape.gradient(loss, head_vars)
+        if any(g is None for g in grads):
+            raise RuntimeError("head benchmark: a head variable got no gradient")
+        # The embedding's gradient is sparse: densify, as an optimizer would
+        # apply it, so both formulations do the same work after the head.
+        return [tf.convert_to_tensor(g) for g in grads]
+
+    return forward, forward_backward
+
+
 def bench_head(settings: Settings) -> dict:
     """Efficient vs straightforward multimodal LSTM head, from visual features
     (no trunk), forward and forward+backward (gradients wrt the head's own
@@ -151,25 +204,20 @@ def bench_head(settings: Settings) -> dict:
             words = front_padded_words(cfg.num_words, [num_words], cfg.vocab_size)
             head_vars = [v for v in model.trainable_variables
                          if "small_trunk" not in v.path and "conv0" not in v.path]
-            # Closures take no arguments: a model or variables passed as tf.function
-            # arguments would become placeholders that the tape does not watch.
-
-            def forward(model=model, visual=visual, words=words):
-                return model.segment(visual, words)["logits"]
-
-            def forward_backward(model=model, visual=visual, words=words, head_vars=head_vars):
-                with tf.GradientTape() as tape:
-                    loss = tf.reduce_sum(tf.cast(model.segment(visual, words)["logits"],
-                                                 tf.float32))
-                grads = tape.gradient(loss, head_vars)
-                # The embedding's gradient is sparse: densify, as an optimizer would
-                # apply it, so both formulations do the same work after the head.
-                return [tf.convert_to_tensor(g) for g in grads if g is not None]
+            # The functions take no arguments, not even defaults: tf.function turns
+            # default arguments into inputs, and variables or a model passed so
+            # become placeholders that the tape does not watch (every gradient
+            # None, and "fwd+bwd" would time the forward's pad checks only).
+            forward, forward_backward = _head_functions(model, visual, words, head_vars)
 
             for mode, fn in (("fwd", forward), ("fwd+bwd", forward_backward)):
                 compiled = tf.function(fn, jit_compile=settings.jit_compile)
                 fns[(name, mode)] = _blocking(compiled)
                 concrete[(name, mode)] = compiled.get_concrete_function()
+            if name == "efficient" and num_words == 20:
+                # The same forward+backward XLA-compiled (or not, if the run is).
+                fns[("efficient", "other_jit")] = _blocking(
+                    tf.function(forward_backward, jit_compile=not settings.jit_compile))
         taken = step_branch_taken(cfgs["efficient"].num_words, num_words)
         for mode in ("fwd", "fwd+bwd"):
             timing = harness.interleaved_compare(
@@ -189,11 +237,18 @@ def bench_head(settings: Settings) -> dict:
                                    / entry["efficient"]["gflop_profiler"])
             results[f"{num_words}_words_{mode}"] = entry
         if num_words == 20:
+            xla = harness.interleaved_compare(
+                {"as_run": fns[("efficient", "fwd+bwd")], "other_jit": fns[("efficient", "other_jit")]},
+                warmup=1, repeats=settings.repeats)
+            results["efficient_20_words_fwd+bwd_xla"] = {
+                "with_xla" if settings.jit_compile else "without_xla": xla["as_run"],
+                "without_xla" if settings.jit_compile else "with_xla": xla["other_jit"]}
             # Where the fwd+bwd time goes, by op type (tf.profiler trace, 1 call each).
             results["profile_20_words_fwd+bwd"] = {
                 name: harness.op_profile(fns[(name, "fwd+bwd")], calls=1, top=8)
                 for name in ("efficient", "straightforward")}
     cfg = cfgs["efficient"]
+    results["matmul_shape_rates"] = matmul_shape_rates(cfg, settings.repeats)
     conv0 = conv0_gflop(cfg, 2048)
     results["issue_comparison_fwd_gflop"] = {
         f"{n}_words": {"analytic_with_conv0": [head_matmul_gflop(cfg, n, False) + conv0,
@@ -415,34 +470,53 @@ def bench_eval(settings: Settings) -> dict:
     one = words[3:4]  # a 6-word expression
     out["parts"] = harness.interleaved_compare({
         "visual_features_1_image": lambda: runner.visual(image[None]).numpy(),
-        "segment_7_expressions": lambda: runner.segment(visual, words, index).numpy(),
+        # What shared_trunk runs: each expression only on its own steps.
+        "segment_one_image_7_expressions": lambda: runner.segment_one_image(visual,
+                                                                             words).numpy(),
+        # The batched head before: every step up to the longest expression for all 7.
+        "segment_7_expressions_batched": lambda: runner.segment(visual, words, index).numpy(),
         "segment_1_expression_6_words": lambda: runner.segment(visual, one, index[:1]).numpy(),
         "full_call_1_expression_6_words": lambda: runner.full(image[None], one).numpy()},
         warmup=1, repeats=repeats)
+    out["profile_shared_trunk"] = harness.op_profile(lambda: runner.shared_trunk(image, words),
+                                                     calls=1, top=8)
 
     with tempfile.TemporaryDirectory() as tmp:
         tfrecords = _shapes_eval_set(tmp, settings)
         run_config = RunConfig(data=DataConfig(dataset="shapes", tfrecord_dir=tfrecords,
                                                input_size=size), model=cfg)
-        counts = {}
+        counts, stages = {}, {}
 
-        def evaluate(shared: bool):
+        def evaluate(shared: bool, crf: bool = False):
             # evaluate() builds a new ModelRunner (new tf.functions) per call; hand
             # it the traced one so that tracing stays out of the timed repeats.
-            with mock.patch.object(eval_lib, "ModelRunner", lambda _model: runner):
+            with mock.patch.object(eval_lib, "model_runner", lambda _model: runner):
                 result = eval_lib.evaluate(model, run_config,
-                                           EvalConfig(split="test", shared_trunk=shared),
+                                           EvalConfig(split="test", shared_trunk=shared, crf=crf),
                                            progress=False)
             counts[shared] = result["expressions"]
+            stages.setdefault((shared, crf), []).append(result["stage_seconds"])
 
         loop = harness.interleaved_compare({"shared_trunk": lambda: evaluate(True),
                                             "per_expression": lambda: evaluate(False)},
                                            warmup=1, repeats=repeats)
+        # With DenseCRF (the original's settings), shared trunk: fewer repeats.
+        with_crf = harness.measure(lambda: evaluate(True, crf=True), warmup=0,
+                                   repeats=1 if settings.quick else 2)
     expressions = counts[True]
+
+    def median_stages(runs):
+        return {k: sorted(r[k] for r in runs)[len(runs) // 2] for k in runs[0]}
+
     out["end_to_end"] = {
         "expressions": expressions, "images": 2,
         **{name: dict(t, expressions_per_s=expressions / t["median_s"]) for name, t in loop.items()},
-        "speedup": loop["per_expression"]["median_s"] / loop["shared_trunk"]["median_s"]}
+        "speedup": loop["per_expression"]["median_s"] / loop["shared_trunk"]["median_s"],
+        "shared_trunk_crf": dict(with_crf, expressions_per_s=expressions / with_crf["median_s"]),
+        # Wall seconds per stage of one pass over the split (median over the timed runs).
+        "stage_seconds": {"shared_trunk": median_stages(stages[(True, False)][1:]),
+                          "per_expression": median_stages(stages[(False, False)][1:]),
+                          "shared_trunk_crf": median_stages(stages[(True, True)])}}
     return out
 
 
@@ -509,6 +583,75 @@ def bench_preprocess(settings: Settings) -> dict:
     return _run_child("preprocess", settings)
 
 
+# ------------------------------------------------------------ input pipeline
+
+# Samples/s a GPU would ask of the input pipeline for D+RMI training, projected
+# from the training step's FLOPs (benchmarks' train_step: ~235 GFLOP per sample
+# at 320 px, 6 words): at 100-400 TFLOP/s achieved (an H100/H200-class GPU in
+# TF32 / bfloat16 at 15-40% of peak), 235 GFLOP per sample is ~425-1700
+# samples/s; batch-1 training (the original's) is bound by the 20-step
+# recurrence's kernel launches instead, far below that.
+GPU_PROJECTED_SAMPLES_PER_S = (425.0, 1700.0)
+
+
+def _input_pipeline_child(settings: Settings) -> dict:
+    """Runs in a fresh process: training records/s of `pipeline.train_dataset`
+    at 320 px (PNG decode, Caffe preprocessing, shuffle, batch), and the CPU
+    seconds the process spends per record (all tf.data threads), so records
+    per second per CPU core; the same for the parse (decode) stage alone."""
+    import tensorflow as tf
+
+    from tf_rmi.config import DataConfig
+    from tf_rmi.data import pipeline, preprocess_lib
+
+    size = 64 if settings.quick else 320
+    images = 4 if settings.quick else 20
+    records = 40 if settings.quick else 400
+    warmup = 10 if settings.quick else 50
+    out = {"input_size": size, "records_timed": records}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = os.path.join(tmp, "tfrecords")
+        preprocess_lib.preprocess("shapes", None, root, splits=("train",), num_workers=1,
+                                  progress=False, image_size=size,
+                                  shapes_args={"num_train_images": images, "num_val_images": 0,
+                                               "num_test_images": 0})
+        data_cfg = DataConfig(dataset="shapes", tfrecord_dir=root, input_size=size)
+
+        def measure_stream(dataset, per_element: int) -> dict:
+            it = iter(dataset)
+            for _ in range(warmup // per_element):
+                tf.nest.map_structure(lambda t: t.numpy(), next(it))
+            r0 = resource.getrusage(resource.RUSAGE_SELF)
+            start = time.perf_counter()
+            for _ in range(records // per_element):
+                tf.nest.map_structure(lambda t: t.numpy(), next(it))
+            wall = time.perf_counter() - start
+            r1 = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+            n = (records // per_element) * per_element
+            return {"wall_s": wall, "cpu_s": cpu, "records_per_s": n / wall,
+                    "records_per_cpu_core_s": n / max(cpu, 1e-9)}
+
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for batch in (1, 8):
+                out[f"train_dataset_batch_{batch}"] = measure_stream(
+                    pipeline.train_dataset(data_cfg, "train", batch, seed=0), batch)
+            out["parse_only"] = measure_stream(
+                pipeline.train_examples(data_cfg, "train", seed=0), 1)
+    per_core = out["train_dataset_batch_8"]["records_per_cpu_core_s"]
+    out["gpu_projected_samples_per_s"] = list(GPU_PROJECTED_SAMPLES_PER_S)
+    out["cores_needed_for_projection"] = [r / per_core for r in GPU_PROJECTED_SAMPLES_PER_S]
+    return out
+
+
+def bench_input_pipeline(settings: Settings) -> dict:
+    """Training input pipeline records/s per CPU core at 320 px, and how many
+    cores the projected GPU step rate would need."""
+    return _run_child("input_pipeline", settings)
+
+
 # -------------------------------------------------------------------- memory
 
 
@@ -566,6 +709,8 @@ def _child_main(argv: List[str]) -> None:
     apply_precision(settings)
     if name == "preprocess":
         result = _preprocess_child(settings)
+    elif name == "input_pipeline":
+        result = _input_pipeline_child(settings)
     elif name.startswith("memory_"):
         result = _memory_child(settings, name[len("memory_"):])
     else:
@@ -577,7 +722,8 @@ def _child_main(argv: List[str]) -> None:
 
 BENCHMARKS = {"head": bench_head, "train_step": bench_train_step, "demo_step": bench_demo_step,
               "eval": bench_eval,
-              "preprocess": bench_preprocess, "memory": bench_memory}
+              "preprocess": bench_preprocess, "input_pipeline": bench_input_pipeline,
+              "memory": bench_memory}
 
 
 def run(names: List[str], settings: Settings, command: str = "",
@@ -670,6 +816,14 @@ def summary_markdown(results: dict) -> str:
                   + "; ".join(f"{k.replace('_', ' ')}: {v['analytic_with_conv0'][0]:.1f} / "
                               f"{v['analytic_with_conv0'][1]:.1f} ({v['issue'][0]:.0f} / "
                               f"{v['issue'][1]:.0f})" for k, v in issue.items()), ""]
+        xla = results["head"].get("efficient_20_words_fwd+bwd_xla")
+        if xla:
+            lines += [f"- efficient fwd+bwd at 20 words, XLA vs not (interleaved): "
+                      f"{_fmt(xla['with_xla'])} s vs {_fmt(xla['without_xla'])} s"]
+        rates = results["head"].get("matmul_shape_rates")
+        if rates:
+            lines += ["- per-step matmul shapes alone (GFLOP/s): " + ", ".join(
+                f"{k.replace('_', ' ')} {v['gflops']:.0f}" for k, v in rates.items())]
         for name, prof in results["head"]["profile_20_words_fwd+bwd"].items():
             ops = ", ".join(f"{k} {100 * share:.0f}%" for k, _, share in prof["ops"][:6])
             lines += [f"- profile, {name} fwd+bwd at 20 words ({prof['wall_seconds']:.2f} s wall, "
@@ -703,7 +857,19 @@ def summary_markdown(results: dict) -> str:
                   f"{e2e['images']} synthetic images, scoring included): shared "
                   f"{e2e['shared_trunk']['expressions_per_s']:.2f} expr/s, per expression "
                   f"{e2e['per_expression']['expressions_per_s']:.2f} expr/s: {e2e['speedup']:.2f}x",
+                  f"- the same with DenseCRF (shared trunk): "
+                  f"{e2e['shared_trunk_crf']['expressions_per_s']:.2f} expr/s",
                   "", harness.markdown_table(rows, ["part", "seconds"])]
+        stage_rows = [[name.replace("_", " ")] + [f"{e2e['stage_seconds'][k].get(name, 0.0):.3f}"
+                                                  for k in ("shared_trunk", "per_expression",
+                                                            "shared_trunk_crf")]
+                      for name in e2e["stage_seconds"]["shared_trunk_crf"]]
+        lines += ["Where the time of one pass over the split goes (wall seconds per stage):", "",
+                  harness.markdown_table(stage_rows, ["stage", "shared trunk", "per expression",
+                                                      "shared trunk + CRF"])]
+        prof = r["profile_shared_trunk"]
+        lines += ["- profile of one shared-trunk call (7 expressions) by op type: "
+                  + ", ".join(f"{k} {100 * share:.0f}%" for k, _, share in prof["ops"][:6]), ""]
     if "preprocess" in results:
         r = results["preprocess"]
         lines += ["## Preprocessing (synthetic set, 320x320 training records)", "",
@@ -715,6 +881,17 @@ def summary_markdown(results: dict) -> str:
                   f"- 2 workers {r['2_workers']['expressions_per_s']:.1f} expr/s "
                   f"({_fmt(r['2_workers'])} s; CPU: parent {r['2_workers']['parent_cpu_s']:.2f} s, "
                   f"workers {r['2_workers']['worker_cpu_s']:.2f} s): {r['speedup']:.2f}x", ""]
+    if "input_pipeline" in results:
+        r = results["input_pipeline"]
+        lines += [f"## Training input pipeline ({r['input_size']} px, synthetic records)", ""]
+        for key in ("train_dataset_batch_1", "train_dataset_batch_8", "parse_only"):
+            x = r[key]
+            lines.append(f"- {key.replace('_', ' ')}: {x['records_per_s']:.0f} records/s wall, "
+                         f"{x['records_per_cpu_core_s']:.0f} records per CPU-core second")
+        lo, hi = r["cores_needed_for_projection"]
+        plo, phi = r["gpu_projected_samples_per_s"]
+        lines += [f"- a GPU at the projected {plo:.0f}-{phi:.0f} samples/s would need "
+                  f"{lo:.1f}-{hi:.1f} CPU cores for this pipeline", ""]
     if "memory" in results:
         r = results["memory"]
         lines += ["## Peak resident memory", "",

@@ -210,3 +210,16 @@ def test_default_output_dirs_of_raw_crf_and_partial_runs_differ():
             for crf in (False, True) for n in (0, 100)}
     assert dirs == {os.path.join("experiments", "results", "unc_RMI", name)
                     for name in ("val", "val_crf", "val_first100", "val_crf_first100")}
+
+
+def test_results_say_where_the_time_goes(setup):
+    _, count, model, run_config = setup
+    results = eval_lib.evaluate(model, run_config, EvalConfig(split="val", crf=True),
+                                progress=False)
+    stages = results["stage_seconds"]
+    assert {"read_and_decode", "resize_and_pad_input", "model", "crf",
+            "threshold_inverse_transform_and_score", "model_trunk", "model_head"} <= set(stages)
+    assert all(v >= 0 for v in stages.values())
+    assert stages["model_trunk"] + stages["model_head"] <= stages["model"] + 1e-6
+    parts = sum(v for k, v in stages.items() if not k.startswith("model_"))
+    assert parts <= results["seconds"] + 1e-6

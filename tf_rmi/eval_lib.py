@@ -78,6 +78,9 @@ class ModelRunner:
         cfg = model.config
         size, t = cfg.input_size, cfg.num_words
         self.model = model
+        # Seconds spent in each part of the model calls, accumulated over calls
+        # (on a GPU, asynchronous execution can move trunk time into "head").
+        self.stage_seconds: Dict[str, float] = {"trunk": 0.0, "head": 0.0, "full_model": 0.0}
         self.visual = tf.function(
             model.visual_features, input_signature=[tf.TensorSpec([None, size, size, 3])])
         feat = cfg.feature_size
@@ -89,6 +92,13 @@ class ModelRunner:
             tf.TensorSpec([None, feat, feat, cfg.visual_dim]),
             tf.TensorSpec([None, t], tf.int32), tf.TensorSpec([None], tf.int32)])
 
+        def one_image(visual, words):
+            return model.segment_one_image(visual, words)["upsampled_logits"]
+
+        # One image, its expressions each running only their own steps.
+        self.segment_one_image = tf.function(one_image, input_signature=[
+            tf.TensorSpec([1, feat, feat, cfg.visual_dim]), tf.TensorSpec([None, t], tf.int32)])
+
         def full(images, words):
             return model((images, words))["upsampled_logits"]
 
@@ -96,15 +106,23 @@ class ModelRunner:
             tf.TensorSpec([None, size, size, 3]), tf.TensorSpec([None, t], tf.int32)])
 
     def shared_trunk(self, image: np.ndarray, words: np.ndarray) -> np.ndarray:
-        """[n, S, S] upsampled logits for n expressions of one image (one trunk pass)."""
+        """[n, S, S] upsampled logits for n expressions of one image: one trunk
+        pass, the head's per-image projection once, each expression's own steps."""
+        start = time.perf_counter()
         visual = self.visual(image[None])
-        index = np.zeros(len(words), np.int32)
-        return self.segment(visual, words, index).numpy()[..., 0]
+        mid = time.perf_counter()
+        out = self.segment_one_image(visual, words).numpy()[..., 0]
+        self.stage_seconds["trunk"] += mid - start
+        self.stage_seconds["head"] += time.perf_counter() - mid
+        return out
 
     def per_expression(self, image: np.ndarray, words: np.ndarray) -> np.ndarray:
         """[n, S, S] upsampled logits, one full model call per expression."""
-        return np.concatenate([self.full(image[None], words[i:i + 1]).numpy()[..., 0]
-                               for i in range(len(words))])
+        start = time.perf_counter()
+        out = np.concatenate([self.full(image[None], words[i:i + 1]).numpy()[..., 0]
+                              for i in range(len(words))])
+        self.stage_seconds["full_model"] += time.perf_counter() - start
+        return out
 
 
 # One runner per model, so that evaluating several splits (or raw and CRF
@@ -170,12 +188,30 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
     sent_ids: List[str] = []
     degenerate: Dict[str, int] = {}  # reason -> records (scored like any other)
     degenerate_records = 0
-    for group in _groups(dataset, eval_config.shared_trunk):
+    # Where the time goes: reading and decoding records, the model input,
+    # the model (trunk and head, or full calls), thresholding with the inverse
+    # transform and scoring, DenseCRF.
+    stages = {"read_and_decode": 0.0, "resize_and_pad_input": 0.0, "model": 0.0,
+              "threshold_inverse_transform_and_score": 0.0, "crf": 0.0}
+    model_stages0 = dict(runner.stage_seconds)
+    groups = _groups(dataset, eval_config.shared_trunk)
+    while True:
+        tick = time.perf_counter()
+        group = next(groups, None)
+        stages["read_and_decode"] += time.perf_counter() - tick
+        if group is None:
+            break
+        tick = time.perf_counter()
         image = group[0]["image"]
         padded = image_ops.resize_and_pad(image, size)
         words = np.stack([r["words"] for r in group]).astype(np.int32)
-        logits = predict(image_ops.caffe_preprocess(padded), words)
+        model_input = image_ops.caffe_preprocess(padded)
+        stages["resize_and_pad_input"] += time.perf_counter() - tick
+        tick = time.perf_counter()
+        logits = predict(model_input, words)
+        stages["model"] += time.perf_counter() - tick
         for record, up in zip(group, logits):
+            tick = time.perf_counter()
             gt = record["mask"] > 0
             # Evaluation records hold the original image and mask; a training
             # (padded) split is scored at the padded size, where the inverse
@@ -190,6 +226,8 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
             length = expression_length(record["words"])
             pred = image_ops.inverse_resize_and_pad(up >= eval_config.threshold, h, w)
             score = raw.add(pred, gt, length)
+            stages["threshold_inverse_transform_and_score"] += time.perf_counter() - tick
+            tick = time.perf_counter()
             crf_pred = None
             if eval_config.crf:
                 from tf_rmi.crf import crf_refine, sigmoid_probabilities
@@ -198,6 +236,7 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
                 prob = sigmoid_probabilities(up)
                 crf_pred = image_ops.inverse_resize_and_pad(crf_refine(padded, prob), h, w)
                 crf_score = crf.add(crf_pred, gt, length)
+            stages["crf"] += time.perf_counter() - tick
             if len(samples) < eval_config.visualize:
                 sample = {"image": record["image"], "mask": gt, "prediction": pred,
                           "sentence": record["sentence"].decode("utf-8", "replace"),
@@ -221,6 +260,10 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
         "degenerate": {"records": degenerate_records, "reasons": dict(sorted(degenerate.items()))},
         "shared_trunk": eval_config.shared_trunk, "threshold": eval_config.threshold,
         "seconds": seconds, "expressions_per_second": done / max(seconds, 1e-9),
+        # Wall seconds per stage ("model" split into trunk / head, or full calls).
+        "stage_seconds": {**stages, **{
+            f"model_{name}": runner.stage_seconds[name] - model_stages0.get(name, 0.0)
+            for name in runner.stage_seconds}},
         "length_definition": "non-pad word ids (tokens capped at num_words)",
         "length_group_bounds": [list(b) for b in bounds],
         "raw": raw.summary(bounds, thresholds),

@@ -170,6 +170,22 @@ def test_shared_trunk_segment_equals_full_calls():
                                full["upsampled_logits"].numpy(), rtol=1e-6, atol=1e-6)
 
 
+def test_one_image_segment_runs_each_expression_only_on_its_steps_and_agrees():
+    # Unsorted lengths, a <pad> in the middle, an expression without words and
+    # a duplicate: each must equal its own full call.
+    model = segmenter.build_model(tiny_model_config())
+    words = np.array([[0, 0, 5, 3, 0, 7], [0, 1, 2, 3, 4, 5], [0, 0, 0, 0, 0, 0],
+                      [0, 0, 0, 0, 9, 8], [0, 0, 5, 3, 0, 7]], np.int32)
+    visual = model.visual_features(IMAGES[:1])
+    one = model.segment_one_image(visual, words)
+    full = model((np.repeat(IMAGES[:1], len(words), axis=0), words))
+    for key in ("logits", "upsampled_logits", "probabilities", "response_map"):
+        np.testing.assert_allclose(one[key].numpy(), full[key].numpy(), rtol=1e-5, atol=1e-6)
+    traced = tf.function(model.segment_one_image)(visual, tf.constant(words[1:2]))
+    np.testing.assert_allclose(traced["logits"].numpy(), full["logits"].numpy()[1:2],
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_word_maps_end_with_the_final_maps():
     model = segmenter.build_model(tiny_model_config())
     out = model.segment(model.visual_features(IMAGES), WORDS, return_word_maps=True)

@@ -137,6 +137,92 @@ class ReferringSegmenter(keras.Model):
                        probabilities=tf.sigmoid(upsampled))
         return outputs
 
+    def segment_one_image(self, visual, words) -> Dict[str, tf.Tensor]:
+        """The head for N expressions of ONE image, each running only its own steps.
+
+        visual: [1, h, w, visual_dim] (conv0 / fc1000 output); words: [N, T] int.
+        Returns `logits`, `upsampled_logits`, `probabilities` (and for RMI
+        `response_map`) for the N expressions, in their order; the same values as
+        `segment(visual, words, image_index=zeros(N))` up to float32 rounding.
+
+        For the efficient RMI head, the visual + spatial projection is computed
+        once for the image and broadcast (never gathered per expression), and
+        the expressions are sorted by the step of their first word: at step t
+        only the k_t expressions that have started run (front padding makes
+        them a prefix), so no step runs for an expression that has not started
+        or, equivalently, that has ended. A <pad> id after the first word still
+        leaves that expression's states unchanged, as in `segment`. Other heads
+        fall back to `segment` with a shared trunk pass.
+        """
+        c = self.config
+        words = tf.cast(words, tf.int32)
+        if c.model != "RMI" or not c.efficient_head:
+            return self.segment(visual, words,
+                                image_index=tf.zeros(tf.shape(words)[:1], tf.int32))
+        dtype = self.compute_dtype
+        visual = tf.cast(visual, dtype)
+        h, w = int(visual.shape[1]), int(visual.shape[2])
+        size = (c.input_size, c.input_size)
+        num_steps = int(words.shape[1])
+        n = tf.shape(words)[0]
+        nonpad = tf.not_equal(words, 0)
+        # First step with a word (num_steps for an expression without words).
+        first = tf.where(tf.reduce_any(nonpad, 1), tf.argmax(tf.cast(nonpad, tf.int32), 1,
+                                                             output_type=tf.int32), num_steps)
+        order = tf.argsort(first, stable=True)
+        words = tf.gather(words, order)
+        first = tf.gather(first, order)
+        v = l2_normalize(visual)
+        s = tf.constant(spatial_features(h, w), dtype)
+        embedded = tf.cast(tf.gather(self.embedding, words), dtype)  # [N, T, E]
+        blocks = self.mlstm.kernel_blocks(dtype)
+        static = self.mlstm.static(v[:1], s, blocks)  # [1, h, w, 4M]: once per image
+        # States of the expressions started so far (the first k rows).
+        c_w = tf.zeros([0, c.lstm_units], dtype)
+        h_w = c_w
+        c_a = tf.zeros([0, h, w, c.mlstm_units], dtype)
+        h_a = c_a
+        k_prev = tf.constant(0, tf.int32)
+        for t in range(num_steps):
+            k = tf.reduce_sum(tf.cast(first <= t, tf.int32))
+
+            def grow(k=k, k_prev=k_prev, states=(c_w, h_w, c_a, h_a)):
+                extra = k - k_prev
+                return tuple(tf.concat([x, tf.zeros(tf.concat([[extra], tf.shape(x)[1:]], 0),
+                                                    dtype)], 0) for x in states)
+
+            c_w, h_w, c_a, h_a = tf.cond(
+                k > k_prev, grow, lambda states=(c_w, h_w, c_a, h_a): states)
+            c_w.set_shape([None, c.lstm_units])
+            h_w.set_shape([None, c.lstm_units])
+            c_a.set_shape([None, h, w, c.mlstm_units])
+            h_a.set_shape([None, h, w, c.mlstm_units])
+
+            def run_step(k=k, k_prev=k_prev, t=t, c_w=c_w, h_w=h_w, c_a=c_a, h_a=h_a):
+                word = embedded[:k, t]
+                active = tf.not_equal(words[:k, t], 0)
+                c_w_new, h_w_new = self.lang_lstm(word, c_w, h_w)
+                lang = l2_normalize(h_w_new)
+                c_a_new, h_a_new = self.mlstm.step(
+                    static, self.mlstm.dynamic(word, lang, blocks), c_a, h_a, blocks,
+                    h_is_zero=(t == 0))  # the zero state: no recurrent product
+                return _keep_inactive(active, (c_w_new, h_w_new, c_a_new, h_a_new),
+                                      (c_w, h_w, c_a, h_a))
+
+            c_w, h_w, c_a, h_a = tf.cond(
+                k > 0, run_step, lambda c_w=c_w, h_w=h_w, c_a=c_a, h_a=h_a: (c_w, h_w, c_a, h_a))
+            k_prev = k
+        # Expressions without any word keep the zero state.
+        h_a = tf.concat([h_a, tf.zeros(tf.concat([[n - k_prev], tf.shape(h_a)[1:]], 0), dtype)],
+                        0)
+        h_a = tf.gather(h_a, tf.argsort(order))  # back to the callers' order
+        h_a.set_shape([None, h, w, c.mlstm_units])
+        transformed = output_transform(h_a)
+        logits = tf.cast(self.conv2(tf.nn.relu(transformed)), tf.float32)
+        upsampled = tf1_resize_bilinear(logits, size, c.upsample)
+        return {"response_map": response_map(transformed, size, c.upsample), "logits": logits,
+                "upsampled_logits": upsampled, "probabilities": tf.sigmoid(upsampled)}
+
     def _rmi_head(self, v, s, image_index, words, embedded, return_word_maps):
         """RMI_model.build_graph from the l2-normalised visual feature v.
 
@@ -165,12 +251,13 @@ class ReferringSegmenter(keras.Model):
             active = tf.not_equal(words[:, t], 0)
             word = embedded[:, t]
 
-            def run_step(word=word, active=active, c_w=c_w, h_w=h_w, c_a=c_a, h_a=h_a):
+            def run_step(word=word, active=active, c_w=c_w, h_w=h_w, c_a=c_a, h_a=h_a, t=t):
                 c_w_new, h_w_new = self.lang_lstm(word, c_w, h_w)
                 lang = l2_normalize(h_w_new)
                 if c.efficient_head:
                     c_a_new, h_a_new = self.mlstm.step(
-                        static, self.mlstm.dynamic(word, lang, blocks), c_a, h_a, blocks)
+                        static, self.mlstm.dynamic(word, lang, blocks), c_a, h_a, blocks,
+                        h_is_zero=(t == 0))  # the zero state: no recurrent product
                 else:
                     c_a_new, h_a_new = self.mlstm.straightforward_step(
                         v, s_cells, word, lang, c_a, h_a)
@@ -180,8 +267,9 @@ class ReferringSegmenter(keras.Model):
             # As the original's tf.cond per step: a step that is <pad> for the whole
             # batch runs nothing (front padding makes these the common case); an
             # expression with <pad> at this step keeps all its states.
+            any_active = tf.reduce_any(active)
             c_w, h_w, c_a, h_a = tf.cond(
-                tf.reduce_any(active), run_step,
+                any_active, run_step,
                 lambda c_w=c_w, h_w=h_w, c_a=c_a, h_a=h_a: (c_w, h_w, c_a, h_a))
             if return_word_maps:
                 transformed = output_transform(h_a)
