@@ -40,6 +40,7 @@ train.run()
 # two resumed runs agreeing with it also makes two runs agree).
 _RESUME_AND_COMPARE = r"""
 import json, sys
+import numpy as np
 from tests.test_train_lib import checkpoint_tensors
 from tf_rmi import train_lib
 from tf_rmi.config import RunConfig
