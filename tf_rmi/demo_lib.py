@@ -226,16 +226,16 @@ def kind_breakdown(per_expression: dict, kinds: Dict[str, str]) -> Dict[str, dic
 
     from tf_rmi import metrics
 
-    inter = np.asarray(per_expression["raw"]["intersection"], np.float64)
-    union = np.asarray(per_expression["raw"]["union"], np.float64)
+    inter = np.asarray(per_expression["raw"]["intersection"])
+    union = np.asarray(per_expression["raw"]["union"])
     labels = np.asarray([kinds.get(sid, "unknown") for sid in per_expression["sent_id"]])
     out = {}
     for kind in sorted(set(labels.tolist())):
         sel = labels == kind
-        ious = np.where(union[sel] > 0, inter[sel] / np.maximum(union[sel], 1), 0.0)
+        ious = [metrics.iou(i, u) for i, u in zip(inter[sel], union[sel])]
         out[kind] = {"count": int(sel.sum()),
                      "overall_iou": metrics.overall_iou(inter[sel], union[sel]),
-                     "precision_50": float(np.mean(ious >= 0.5))}
+                     "precision_50": metrics.precision_at(ious, (0.5,))["0.5"]}
     return out
 
 

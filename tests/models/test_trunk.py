@@ -331,3 +331,16 @@ def test_small_trunk_context_appends_four_directional_blocks():
     for k, m in enumerate(directional_max(tf.nn.relu(own))):
         np.testing.assert_allclose(out[..., 32 * (k + 1):32 * (k + 2)], m.numpy(), rtol=1e-6)
     assert SmallTrunk.from_config(trunk.get_config()).context
+
+
+def test_directional_max_with_unknown_spatial_sizes_covers_every_cell():
+    import numpy as np
+    from tf_rmi.models.trunk import directional_max
+
+    x = np.zeros((1, 3, 70, 1), "float32")
+    x[0, 1, 0, 0] = 1.0  # only the first column of row 1 is set
+    fn = tf.function(lambda t: directional_max(t),
+                     input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
+    left = fn(tf.constant(x))[0].numpy()
+    np.testing.assert_array_equal(left[0, 1, 1:, 0], 1.0)  # 69 cells away included
+    assert left[0, 1, 0, 0] == 0 and left[0, [0, 2]].max() == 0

@@ -521,17 +521,23 @@ def directional_max(x) -> list:
     """[left, right, above, below] for x [N, h, w, C] >= 0: at each cell the
     maximum of x over the cells strictly to its left (same row, lower column),
     right, above and below; 0 where there is no such cell. Cumulative maxima by
-    doubling shifts (1, 2, 4, ...): log2(size) maxima per direction."""
+    doubling shifts (1, 2, 4, ...): log2(size) maxima per direction, unrolled
+    for a static size, a tf.while_loop over the dynamic one otherwise."""
     out = []
     for axis, forward in ((2, True), (2, False), (1, True), (1, False)):
-        size = x.shape[axis]
         m = _shift(x, 1, axis, forward)
-        k = 1
-        while size is None or k < size:
-            m = tf.maximum(m, _shift(m, k, axis, forward))
-            k *= 2
-            if size is None and k >= 64:
-                break
+        size = x.shape[axis]
+        if size is not None:
+            k = 1
+            while k < size:
+                m = tf.maximum(m, _shift(m, k, axis, forward))
+                k *= 2
+        else:
+            _, m = tf.while_loop(
+                lambda k, m: k < tf.shape(x)[axis],
+                lambda k, m, axis=axis, forward=forward: (
+                    k * 2, tf.maximum(m, _shift(m, k, axis, forward))),
+                (tf.constant(1), m))
         out.append(m)
     return out
 
