@@ -26,17 +26,24 @@ PYTEST_ARGS ?=
 # The synthetic set trains at the demo's sizes (tf_rmi/demo.py DemoConfig): a
 # small trainable trunk at 128x128 with 64-wide head layers; the real datasets
 # use the paper's ResNet-101 at 320x320 with 1000/1000/500.
+# The small trunk is first pretrained on the shapes training images and then
+# frozen (`make pretrain-trunk`, which `make train DATASET=shapes` runs first).
+SHAPES_TRUNK ?= runs/shapes_trunk
+SHAPES_TRUNK_FLAGS := --small_trunk_width=16 --input_size=128 --small_trunk_input_scale=0.0078125 \
+  --small_trunk_residual --small_trunk_aligned --small_trunk_standardize
 ifeq ($(DATASET),shapes)
 TRUNK ?= small
-SHAPES_TRAIN_FLAGS := --small_trunk_width=16 --input_size=128 --visual_dim=64 --embed_dim=64 \
-  --lstm_units=64 --mlstm_units=64 --batch_size=8 --learning_rate=2e-2 \
-  --small_trunk_input_scale=0.0078125 --small_trunk_residual --small_trunk_aligned \
-  --small_trunk_standardize --trunk_learning_rate_mult=0.05
+ifeq ($(PRETRAINED),)
+PRETRAINED := $(SHAPES_TRUNK)
+endif
+SHAPES_TRAIN_FLAGS := $(SHAPES_TRUNK_FLAGS) --visual_dim=64 --embed_dim=64 \
+  --lstm_units=64 --mlstm_units=64 --batch_size=8 --learning_rate=1e-2
 SHAPES_PRE_FLAGS := --image_size=128
+SHAPES_TRAIN_NEEDS := $(SHAPES_TRUNK)/trunk.json
 endif
 TRUNK ?=
 
-.PHONY: help venv test demo demo-readme preprocess train eval export bench tensorboard clean-venv
+.PHONY: help venv test demo demo-readme preprocess pretrain-trunk train eval export bench tensorboard clean-venv
 .DEFAULT_GOAL := venv
 
 # The datasets tf_rmi knows (tf_rmi/config.py); the targets that read DATASET
@@ -59,6 +66,7 @@ help:
 	@echo "  make demo        the whole pipeline on the synthetic 'shapes' set (CPU, minutes) [STEPS=N]"
 	@echo "  make demo-readme copy experiments/demo/summary.md into README.md's demo block"
 	@echo "  make preprocess  write TFRecords: DATASET= DATA_ROOT= OUT= [SPLITS=]"
+	@echo "  make pretrain-trunk  shapes only: pretrain the small trunk (OUT= SHAPES_TRUNK=runs/shapes_trunk)"
 	@echo "  make train       train a run: DATASET= MODEL=RMI|LSTM WEIGHTS=deeplab|resnet RUN= [ITERS=] [PRETRAINED=]"
 	@echo "                   [STRATEGY=default|mirrored|multi_worker] [PRECISION=mixed_float16|mixed_bfloat16] [DETERMINISTIC=1]"
 	@echo "  make eval        evaluate a run: CKPT= SPLIT= OUT= [CRF=1]"
@@ -91,7 +99,14 @@ preprocess: venv
 	$(PY) -m preprocess.build_data --dataset=$(DATASET) --data_root=$(DATA_ROOT) \
 	  --output_dir=$(OUT) $(if $(SPLITS),--splits=$(SPLITS),) $(SHAPES_PRE_FLAGS)
 
-train: venv
+pretrain-trunk: venv
+	$(PY) -m tf_rmi.pretrain_trunk --tfrecord_dir=$(OUT) --output_dir=$(SHAPES_TRUNK) \
+	  $(SHAPES_TRUNK_FLAGS)
+
+$(SHAPES_TRUNK)/trunk.json:
+	$(MAKE) pretrain-trunk OUT=$(OUT) SHAPES_TRUNK=$(SHAPES_TRUNK)
+
+train: venv $(SHAPES_TRAIN_NEEDS)
 	$(PY) -m tf_rmi.train --dataset=$(DATASET) --tfrecord_dir=$(OUT) --model=$(MODEL) \
 	  --weights=$(WEIGHTS) --run_dir=$(RUN) $(if $(TRUNK),--trunk=$(TRUNK),) \
 	  $(if $(ITERS),--iterations=$(ITERS),) $(if $(PRETRAINED),--pretrained=$(PRETRAINED),) \

@@ -13,7 +13,8 @@ from tf_rmi.demo_lib import DemoConfig, compare_models, run_demo
 def demo_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     cfg = DemoConfig(input_size=64, small_trunk_width=4, dim=8, steps=4, batch_size=2,
-                     visualize=2, eval_every=2, bootstrap_resamples=50)
+                     visualize=2, eval_every=2, bootstrap_resamples=50, pretrain_steps=3,
+                     pretrain_batch_size=2)
     out, work = str(root / "demo"), str(root / "work")
     summary = run_demo(cfg, out, work, crf=True, num_train_images=4, num_test_images=2,
                        progress=False)
@@ -48,6 +49,26 @@ def test_demo_validates_during_training_and_tests_the_best_step(demo_run):
         assert results["checkpoint"].endswith(os.path.join("best", f"ckpt-{best['step']}"))
     png = open(os.path.join(out, "learning_curves.png"), "rb").read()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_pretrains_the_trunk_and_trains_both_models_with_it_frozen(demo_run):
+    import tensorflow as tf
+
+    _, _, work, summary = demo_run
+    trunk_dir = os.path.join(work, "runs", "trunk")
+    assert set(summary["trunk_pretraining"]["val_accuracy"]) == {"colour", "shape", "size"}
+    source = tf.train.load_checkpoint(os.path.join(trunk_dir, "trunk"))
+    keys = [k for k in source.get_variable_to_shape_map() if k.startswith("trunk/")]
+    assert keys
+    for kind in ("RMI", "LSTM"):
+        run_dir = os.path.join(work, "runs", kind)
+        assert json.load(open(os.path.join(run_dir, "config.json")))["train"]["pretrained"] == \
+            trunk_dir
+        saved = tf.train.load_checkpoint(tf.train.latest_checkpoint(
+            os.path.join(run_dir, "checkpoints")))
+        for key in keys:
+            np.testing.assert_array_equal(saved.get_tensor("model/" + key),
+                                          source.get_tensor(key))
 
 
 def test_demo_scores_a_test_split_of_another_seed(demo_run):

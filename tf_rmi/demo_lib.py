@@ -50,11 +50,19 @@ class DemoConfig:
     # learned slowly").
     small_trunk_standardize: bool = True
     small_trunk_context: bool = False
+    # Used only when the trunk is trained from scratch (pretrain_trunk=False).
     trunk_learning_rate_mult: float = 0.05
+    # Stage 0 (the original's trunk is pretrained and frozen): the small trunk
+    # first learns per-cell colour / shape / size labels of the training images
+    # (tf_rmi.trunk_pretraining), then both models train with it frozen.
+    pretrain_trunk: bool = True
+    pretrain_steps: int = 1500
+    pretrain_batch_size: int = 16
+    pretrain_learning_rate: float = 1e-3
     dim: int = 64
     steps: int = 4000
     batch_size: int = 8
-    learning_rate: float = 2e-2
+    learning_rate: float = 1e-2
     seed: int = 0
     fresh_seed: int = 1  # a second draw of the same distribution, scored on its test split
     # Images are drawn square at the input size: no resize, no padding, so
@@ -85,7 +93,8 @@ class DemoConfig:
         return args
 
 
-def _run_config(cfg: DemoConfig, model: str, tfrecord_dir: str):
+def _run_config(cfg: DemoConfig, model: str, tfrecord_dir: str,
+                pretrained_trunk: Optional[str] = None):
     from tf_rmi import train_lib
 
     return train_lib.config_from_flags(
@@ -100,7 +109,23 @@ def _run_config(cfg: DemoConfig, model: str, tfrecord_dir: str):
         small_trunk_aligned=cfg.small_trunk_aligned,
         small_trunk_standardize=cfg.small_trunk_standardize,
         small_trunk_context=cfg.small_trunk_context,
-        trunk_learning_rate_mult=cfg.trunk_learning_rate_mult)
+        pretrained=pretrained_trunk,
+        trunk_learning_rate_mult=1.0 if pretrained_trunk else cfg.trunk_learning_rate_mult)
+
+
+def pretrain_trunk(cfg: DemoConfig, tfrecord_dir: str, output_dir: str,
+                   progress: bool = True) -> dict:
+    """Stage 0: `trunk_pretraining.pretrain_small_trunk` on the demo's training
+    images with the demo's trunk settings; returns its trunk.json contents."""
+    from tf_rmi import trunk_pretraining
+
+    model_cfg = _run_config(cfg, "RMI", tfrecord_dir).model
+    pre = trunk_pretraining.TrunkPretrainConfig(
+        steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch_size,
+        learning_rate=cfg.pretrain_learning_rate, seed=cfg.seed)
+    return trunk_pretraining.pretrain_small_trunk(
+        model_cfg, trunk_pretraining.shapes_source_for(tfrecord_dir), output_dir, pre,
+        progress=progress)
 
 
 def run_demo(cfg: DemoConfig, output_dir: str, work_dir: str, crf: bool = True,
@@ -127,13 +152,24 @@ def run_demo(cfg: DemoConfig, output_dir: str, work_dir: str, crf: bool = True,
     timings["preprocess_s"] = time.monotonic() - start
 
     summary = {"config": dataclasses.asdict(cfg), "models": {}, "curves": {}}
+    trunk_dir = None
+    if cfg.pretrain_trunk:
+        print(f"== 1b/4 pretraining the small trunk ({cfg.pretrain_steps} steps of per-cell "
+              "colour / shape / size labels of the training images)", flush=True)
+        t0 = time.monotonic()
+        trunk_dir = os.path.join(work_dir, "runs", "trunk")
+        info = pretrain_trunk(cfg, tfrecord_dir, trunk_dir, progress=progress)
+        summary["trunk_pretraining"] = {k: info[k] for k in (
+            "val_accuracy", "val_accuracy_all", "initial_loss", "final_loss", "train_images",
+            "val_images")}
+        timings["pretrain_trunk_s"] = time.monotonic() - t0
     per_expression = {}
     for k, model_kind in enumerate(("RMI", "LSTM")):
         print(f"== {2 + k}/4 training {model_kind} ({cfg.steps} steps, validation every "
               f"{cfg.eval_every})", flush=True)
         run_dir = os.path.join(work_dir, "runs", model_kind)
         t0 = time.monotonic()
-        trained = train_lib.train(_run_config(cfg, model_kind, tfrecord_dir), run_dir,
+        trained = train_lib.train(_run_config(cfg, model_kind, tfrecord_dir, trunk_dir), run_dir,
                                   progress=progress)
         timings[f"train_{model_kind}_s"] = time.monotonic() - t0
         t0 = time.monotonic()

@@ -358,9 +358,10 @@ def _check_consistent(run_config: RunConfig) -> None:
     if not t.trunk_learning_rate_mult > 0:
         raise ValueError(f"trunk_learning_rate_mult must be positive, got "
                          f"{t.trunk_learning_rate_mult}")
-    if t.pretrained and m.trunk != "resnet101":
-        raise ValueError(f"pretrained={t.pretrained!r} needs trunk='resnet101' "
-                         f"(the {m.trunk} trunk has no pretrained weights)")
+    if t.pretrained and m.trunk == "small" and t.trunk_learning_rate_mult != 1.0:
+        raise ValueError(f"trunk_learning_rate_mult={t.trunk_learning_rate_mult} with a pretrained "
+                         "small trunk: a pretrained trunk is frozen (as the original's), so it "
+                         "has no learning rate; leave the multiplier at 1")
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -503,6 +504,10 @@ def build_training_state(run_config: RunConfig):
     policy must already be `train.precision`.
     """
     model = _build_model(run_config.model)
+    if run_config.train.pretrained and run_config.model.trunk == "small":
+        # A pretrained small trunk is frozen, as the original's DeepLab trunk:
+        # no gradients, no optimizer slots, no weight decay (decayed_kernels).
+        model.trunk.trainable = False
     optimizer = make_optimizer(run_config.train, run_config.train.precision)
     optimizer.build(list(model.trainable_variables))
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -511,10 +516,15 @@ def build_training_state(run_config: RunConfig):
 
 
 def _load_pretrained(model, run_config: RunConfig):
-    """Initialises the frozen trunk (and fc1000 for resnet weights) from TrainConfig.pretrained."""
+    """Initialises the frozen trunk (and fc1000 for resnet weights) from
+    TrainConfig.pretrained; for trunk='small', a `trunk_pretraining` directory."""
     from tf_rmi.models.pretrained import load_pretrained
 
     path = run_config.train.pretrained
+    if run_config.model.trunk == "small":
+        from tf_rmi.trunk_pretraining import load_small_trunk
+
+        return load_small_trunk(model.trunk, path, run_config.model)
     if not os.path.exists(path) and not os.path.exists(path + ".index"):
         raise FileNotFoundError(
             f"Pretrained weights {path} not found (a .h5, a .npy or a TF checkpoint prefix); "
