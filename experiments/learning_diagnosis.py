@@ -16,6 +16,11 @@ One JSON line (`RESULT {...}`) is printed and appended to `--results`.
     python -m experiments.learning_diagnosis --name=base --kinds=attributes
     python -m experiments.learning_diagnosis --name=fix --kinds=attributes \
         --standardize --trunk_lr_mult=0.05 --lr=2e-2
+    python -m experiments.learning_diagnosis --name=pre --standardize --pretrain_trunk \
+        --steps=2000
+
+With --pretrain_trunk the trunk is pretrained once per setting (cached under
+--work_dir/trunks/) on ALL training images of the full mix, whatever --kinds.
 """
 import collections
 import json
@@ -41,6 +46,10 @@ flags.DEFINE_enum("norm", "none", ["none", "group"], "Small trunk normalisation.
 flags.DEFINE_bool("standardize", False, "Small trunk output standardised per image.")
 flags.DEFINE_bool("context", False, "Small trunk directional context.")
 flags.DEFINE_float("trunk_lr_mult", 1.0, "Small trunk learning-rate multiplier.")
+flags.DEFINE_bool("pretrain_trunk", False, "Pretrain the small trunk on per-cell labels of the "
+                  "training images (tf_rmi.trunk_pretraining) and train with it frozen.")
+flags.DEFINE_integer("pretrain_steps", 1500, "Trunk pretraining steps.")
+flags.DEFINE_float("pretrain_lr", 1e-3, "Trunk pretraining Adam learning rate.")
 flags.mark_flag_as_required("name")
 
 
@@ -90,6 +99,30 @@ def trunk_probes(model, source, num_images: int = 40) -> dict:
             "trunk_output_std": round(float(np.median(x.std(0))), 3)}
 
 
+def _pretrained_trunk(data: str, shapes_args: dict) -> str:
+    """The pretrained trunk for the current trunk flags (written on first use)."""
+    from tf_rmi import train_lib, trunk_pretraining
+    from tf_rmi.data.shapes import ShapesSource
+
+    name = (f"trunk_std{int(FLAGS.standardize)}_ctx{int(FLAGS.context)}_{FLAGS.norm}"
+            f"_n{FLAGS.train_images}_s{FLAGS.pretrain_steps}_lr{FLAGS.pretrain_lr:g}")
+    out = os.path.join(FLAGS.work_dir, "trunks", name)
+    if os.path.exists(os.path.join(out, trunk_pretraining.INFO_NAME)):
+        return out
+    model_cfg = train_lib.config_from_flags(
+        "shapes", data, trunk="small", small_trunk_width=16, input_size=128,
+        small_trunk_input_scale=1 / 128, small_trunk_residual=True, small_trunk_aligned=True,
+        small_trunk_norm=FLAGS.norm, small_trunk_standardize=FLAGS.standardize,
+        small_trunk_context=FLAGS.context).model
+    info = trunk_pretraining.pretrain_small_trunk(
+        model_cfg, ShapesSource(seed=0, **shapes_args), out,
+        trunk_pretraining.TrunkPretrainConfig(steps=FLAGS.pretrain_steps,
+                                              learning_rate=FLAGS.pretrain_lr),
+        progress=False)
+    print("trunk pretraining:", json.dumps(info["val_accuracy"]), flush=True)
+    return out
+
+
 def main(argv):
     del argv
     from tf_rmi import eval_lib, train_lib
@@ -105,6 +138,9 @@ def main(argv):
     if not os.path.exists(os.path.join(data, "shapes", "manifest.json")):
         preprocess_lib.build_dataset(source, data, splits=("train", "val"), image_size=128,
                                      progress=False)
+    trunk_dir = None
+    if FLAGS.pretrain_trunk:
+        trunk_dir = _pretrained_trunk(data, shapes_args)
     run = train_lib.config_from_flags(
         "shapes", data, model=FLAGS.model, weights="deeplab", trunk="small",
         small_trunk_width=16, input_size=128, iterations=FLAGS.steps,
@@ -113,7 +149,7 @@ def main(argv):
         log_every=100, eval_every=FLAGS.eval_every, small_trunk_input_scale=1 / 128,
         small_trunk_residual=True, small_trunk_aligned=True, small_trunk_norm=FLAGS.norm,
         small_trunk_standardize=FLAGS.standardize, small_trunk_context=FLAGS.context,
-        trunk_learning_rate_mult=FLAGS.trunk_lr_mult)
+        trunk_learning_rate_mult=1.0 if trunk_dir else FLAGS.trunk_lr_mult, pretrained=trunk_dir)
     run_dir = os.path.join(FLAGS.work_dir, "runs", FLAGS.name)
     shutil.rmtree(run_dir, ignore_errors=True)
     start = time.time()
@@ -133,7 +169,8 @@ def main(argv):
     out = {"name": FLAGS.name,
            "flags": {f: FLAGS[f].value for f in ("kinds", "model", "steps", "train_images", "lr",
                                                  "batch", "norm", "standardize", "context",
-                                                 "trunk_lr_mult")},
+                                                 "trunk_lr_mult", "pretrain_trunk",
+                                                 "pretrain_steps", "pretrain_lr")},
            "seconds": round(time.time() - start),
            "loss_per_100_steps": [round(float(np.mean(losses[i:i + 100])), 1)
                                   for i in range(0, len(losses), 100)],

@@ -69,9 +69,9 @@ def test_load_restores_the_same_function(pretrained):
     trunk = build_trunk(model_cfg)
     report = trunk_pretraining.load_small_trunk(trunk, out, model_cfg)
     assert "verified" in report.summary() and report.variables == len(trunk.variables)
-    probe = trunk_pretraining._probe_image()
-    np.testing.assert_allclose(trunk(probe).numpy().mean(axis=(0, 1, 2)), info["probe_output"],
-                               rtol=1e-5, atol=1e-6)
+    probe = trunk_pretraining.probe_output(trunk)
+    assert np.abs(probe).max() > 0.1  # not a statistic that is constant by design
+    np.testing.assert_allclose(probe, info["probe_output"], rtol=1e-5, atol=1e-6)
 
 
 def test_load_refuses_other_trunk_settings(pretrained):
@@ -88,14 +88,12 @@ def test_load_refuses_a_directory_without_trunk_json(tmp_path):
 
 
 def test_load_refuses_files_that_do_not_belong_together(pretrained, tmp_path):
-    model_cfg, out, info = pretrained
+    model_cfg, out, _ = pretrained
+    # trunk.json of the pretrained trunk beside the checkpoint of an untrained one.
     copy = tmp_path / "copy"
     copy.mkdir()
-    for name in os.listdir(out):
-        with open(os.path.join(out, name), "rb") as src, open(copy / name, "wb") as dst:
-            dst.write(src.read())
-    info = dict(info, probe_output=[v + 1.0 for v in info["probe_output"]])
-    (copy / "trunk.json").write_text(json.dumps(info))
+    (copy / "trunk.json").write_text(open(os.path.join(out, "trunk.json")).read())
+    tf.train.Checkpoint(trunk=build_trunk(model_cfg)).write(str(copy / "trunk"))
     with pytest.raises(TrunkPretrainingError, match="do not belong together"):
         trunk_pretraining.load_small_trunk(build_trunk(model_cfg), str(copy), model_cfg)
 
@@ -135,3 +133,29 @@ def test_shapes_source_for_rebuilds_the_recorded_source(tmp_path):
     source = trunk_pretraining.shapes_source_for(str(tmp_path))
     assert source.seed == 5 and source.image_counts == {"train": 3, "val": 1, "test": 0}
     assert (source.min_size, source.max_size, source.object_scale) == (SIZE, SIZE, 1.2)
+
+
+def test_entry_point_pretrains_from_the_records_manifest_and_reports_bad_input(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+    from tf_rmi.data import preprocess_lib
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "tf_rmi.pretrain_trunk", *args],
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+
+    missing = run(f"--tfrecord_dir={tmp_path / 'nothing'}", f"--output_dir={tmp_path / 'out'}")
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert "pretrain_trunk: " in missing.stderr and "manifest" in missing.stderr
+    preprocess_lib.preprocess("shapes", data_root="", output_dir=str(tmp_path / "records"),
+                              splits=("train",), image_size=SIZE, seed=2, progress=False,
+                              shapes_args=dict(num_train_images=3, num_val_images=2,
+                                               num_test_images=0, min_size=SIZE, max_size=SIZE))
+    done = run(f"--tfrecord_dir={tmp_path / 'records'}", f"--output_dir={tmp_path / 'out'}",
+               f"--input_size={SIZE}", "--small_trunk_width=4", "--steps=3", "--batch_size=2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    info = json.load(open(tmp_path / "out" / "trunk.json"))
+    assert info["train_images"] == 3 and info["val_images"] == 2
+    assert info["settings"]["small_trunk_width"] == 4
