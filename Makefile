@@ -36,8 +36,12 @@ TRUNK ?= small
 ifeq ($(PRETRAINED),)
 PRETRAINED := $(SHAPES_TRUNK)
 endif
+ifeq ($(ITERS),)
+ITERS := 2500
+endif
 SHAPES_TRAIN_FLAGS := $(SHAPES_TRUNK_FLAGS) --visual_dim=64 --embed_dim=64 \
-  --lstm_units=64 --mlstm_units=64 --batch_size=8 --learning_rate=1e-2
+  --lstm_units=64 --mlstm_units=64 --batch_size=16 \
+  --learning_rate=$(if $(filter LSTM,$(MODEL)),2.5e-3,1e-2)
 SHAPES_PRE_FLAGS := --image_size=128
 SHAPES_TRAIN_NEEDS := $(SHAPES_TRUNK)/trunk.json
 endif

@@ -363,8 +363,8 @@ def bench_train_step(settings: Settings) -> dict:
 
 
 def bench_demo_step(settings: Settings) -> dict:
-    """The demo's training step (tf_rmi.demo_lib.DemoConfig: small trunk, 128 px,
-    64-wide head) for RMI and LSTM at the demo's batch and at twice it, with
+    """The demo's training step (tf_rmi.demo_lib.DemoConfig: small trunk, frozen
+    when the demo pretrains it, 128 px, 64-wide head) for RMI and LSTM at the demo's batch and at twice it, with
     expressions of the synthetic set's lengths; per-sample throughput compared
     side by side, FLOPs by the profiler and the fraction of the machine's
     matmul rate measured in the same run."""
@@ -388,6 +388,8 @@ def bench_demo_step(settings: Settings) -> dict:
         run_cfg = _run_config(demo, kind, "")
         cfg = dc.replace(run_cfg.model, vocab_size=67)
         model = build_model(cfg)
+        # The demo trains with its pretrained trunk frozen (train_lib.build_training_state).
+        model.trunk.trainable = not demo.pretrain_trunk
         optimizer = train_lib.make_optimizer(TrainConfig(learning_rate=demo.learning_rate))
         step, forward_backward = make_train_step(model, optimizer, settings.jit_compile)
         fns, flops = {}, {}
