@@ -16,10 +16,11 @@ from PIL import Image
 from scipy import ndimage
 
 from tests.conftest import REPO_ROOT, EntryPointWorker, write_tiny_run
+from tests.test_train_lib import T
 from tf_rmi import export_lib
 
 WORDS = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left", "of", "big"]
-TINY_TRAIN_FLAGS = ["--trunk=small", "--small_trunk_width=8", "--input_size=64", "--num_words=6",
+TINY_TRAIN_FLAGS = ["--trunk=small", "--small_trunk_width=8", "--input_size=64", f"--num_words={T}",
                     "--visual_dim=16", "--embed_dim=12", "--lstm_units=10", "--mlstm_units=8",
                     "--iterations=2", "--batch_size=2", "--snapshot_every=2", "--progress=false"]
 
