@@ -75,6 +75,31 @@ def write_tiny_run(run_dir: str, words, vocab_path: str, seed: int = 1):
     return run_dir
 
 
+TINY_WORDS = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left", "of", "big"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory):
+    """`write_tiny_run` over TINY_WORDS (seed 1), shared by the modules that only
+    read it: config.json names the vocabulary by absolute path outside the run,
+    and the run holds its own copy, vocab.txt, as training writes it."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    vocab_path = str(root / "words.txt")
+    run_dir = write_tiny_run(str(root / "run"), TINY_WORDS, vocab_path)
+    shutil.copyfile(vocab_path, os.path.join(run_dir, "vocab.txt"))
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_run_export(tiny_run_dir, tmp_path_factory):
+    """The SavedModel export of `tiny_run_dir` (export_lib.export_run)."""
+    from tf_rmi import export_lib
+
+    return export_lib.export_run(tiny_run_dir, str(tmp_path_factory.mktemp("tiny_export") / "rmi"))
+
+
 def copy_run_with_a_missing_config_vocabulary(run_dir: str, dest) -> str:
     """A copy of `run_dir` whose config.json names a vocabulary that does not
     exist, so only the run's own vocab.txt can serve. Returns the copy's path."""

@@ -15,11 +15,10 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from tests.conftest import REPO_ROOT, EntryPointWorker, write_tiny_run
+from tests.conftest import REPO_ROOT, TINY_WORDS, EntryPointWorker
 from tests.test_train_lib import T
-from tf_rmi import export_lib
 
-WORDS = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left", "of", "big"]
+WORDS = TINY_WORDS
 TINY_TRAIN_FLAGS = ["--trunk=small", "--small_trunk_width=8", "--input_size=64", f"--num_words={T}",
                     "--visual_dim=16", "--embed_dim=12", "--lstm_units=10", "--mlstm_units=8",
                     "--iterations=2", "--batch_size=2", "--snapshot_every=2", "--progress=false"]
@@ -64,19 +63,16 @@ def _fails_cleanly(result, message):
 # ------------------------------------------------------------ fixtures
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A run directory (decisive tiny RMI model) whose config names its vocabulary by path."""
-    root = tmp_path_factory.mktemp("cli_run")
-    vocab_path = str(root / "words.txt")
-    run_dir = write_tiny_run(str(root / "run"), WORDS, vocab_path)
-    shutil.copyfile(vocab_path, os.path.join(run_dir, "vocab.txt"))
-    return run_dir
+@pytest.fixture
+def tiny_run(tiny_run_dir):
+    """A run directory (decisive tiny RMI model) whose config names its vocabulary by
+    path (tests/conftest.py, shared with test_predict)."""
+    return tiny_run_dir
 
 
-@pytest.fixture(scope="module")
-def tiny_export(tiny_run, tmp_path_factory):
-    return export_lib.export_run(tiny_run, str(tmp_path_factory.mktemp("cli_export") / "rmi"))
+@pytest.fixture
+def tiny_export(tiny_run_export):
+    return tiny_run_export
 
 
 @pytest.fixture(scope="module")

@@ -7,22 +7,22 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tests.conftest import REPO_ROOT, copy_run_with_a_missing_config_vocabulary, write_tiny_run
-from tf_rmi import export_lib, predict
+from tests.conftest import REPO_ROOT, TINY_WORDS, copy_run_with_a_missing_config_vocabulary
+from tf_rmi import predict
 from tf_rmi.data.text import EmptySentenceError
 
-WORDS = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left", "of", "big"]
+WORDS = TINY_WORDS
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("run")
-    return write_tiny_run(str(root), WORDS, str(root / "vocab.txt"))
+@pytest.fixture
+def run_dir(tiny_run_dir):
+    """A decisive tiny RMI run over WORDS (tests/conftest.py, shared with test_cli)."""
+    return tiny_run_dir
 
 
-@pytest.fixture(scope="module")
-def saved_model(run_dir, tmp_path_factory):
-    return export_lib.export_run(run_dir, str(tmp_path_factory.mktemp("export") / "tiny"))
+@pytest.fixture
+def saved_model(tiny_run_export):
+    return tiny_run_export
 
 
 @pytest.fixture(scope="module")
