@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 from unittest import mock
 
 from benchmarks import harness
@@ -362,12 +362,18 @@ def bench_train_step(settings: Settings) -> dict:
     }
 
 
-def bench_demo_step(settings: Settings) -> dict:
+def bench_demo_step(settings: Settings, num_words: Optional[int] = None) -> dict:
     """The demo's training step (tf_rmi.demo_lib.DemoConfig: small trunk, frozen
-    when the demo pretrains it, 128 px, 64-wide head) for RMI and LSTM at the demo's batch and at twice it, with
+    when the demo pretrains it, 128 px, 64-wide head) for RMI and LSTM at the
+    demo's batch and at twice it, with
     expressions of the synthetic set's lengths; per-sample throughput compared
     side by side, FLOPs by the profiler and the fraction of the machine's
-    matmul rate measured in the same run."""
+    matmul rate measured in the same run.
+
+    `num_words`: the sentence length T (default: DemoConfig.num_words, the
+    demo's); the expressions then run from 1 to T words. The head is unrolled over T steps,
+    forward and backward, so a short T traces several times faster: for smoke
+    runs (the tests), whose numbers are not the demo's."""
     import dataclasses as dc
 
     import numpy as np
@@ -381,6 +387,8 @@ def bench_demo_step(settings: Settings) -> dict:
     demo = DemoConfig()
     if settings.quick:
         demo = dc.replace(demo, input_size=64, dim=8, small_trunk_width=4)
+    if num_words is not None:
+        demo = dc.replace(demo, num_words=num_words)
     batches = (demo.batch_size, 2 * demo.batch_size)
     rng = np.random.default_rng(0)
     out = {"batch_sizes": list(batches), "models": {}}
@@ -396,9 +404,9 @@ def bench_demo_step(settings: Settings) -> dict:
         for batch in batches:
             size = cfg.input_size
             images = tf.random.normal([batch, size, size, 3], seed=2) * 50.0
-            # The synthetic set's sentences run from 1 to 20 words.
-            words = tf.constant(front_padded_words(cfg.num_words,
-                                                   list(rng.integers(1, 21, batch)), 67))
+            # The synthetic set's sentences run from 1 to 20 words (T by default).
+            words = tf.constant(front_padded_words(
+                cfg.num_words, list(rng.integers(1, cfg.num_words + 1, batch)), 67))
             mask = tf.cast(tf.random.uniform([batch, size, size, 1], seed=3) > 0.9, tf.float32)
             fns[f"batch_{batch}"] = (lambda i=images, w=words, m=mask: step(i, w, m).numpy())
             # Every step runs for some element of a mixed batch: count all branches.

@@ -1,5 +1,6 @@
 """Shared test harness: paths to ../shared and tiny configurations."""
 import os
+import subprocess
 
 import pytest
 
@@ -74,6 +75,31 @@ def write_tiny_run(run_dir: str, words, vocab_path: str, seed: int = 1):
     return run_dir
 
 
+TINY_WORDS = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left", "of", "big"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory):
+    """`write_tiny_run` over TINY_WORDS (seed 1), shared by the modules that only
+    read it: config.json names the vocabulary by absolute path outside the run,
+    and the run holds its own copy, vocab.txt, as training writes it."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    vocab_path = str(root / "words.txt")
+    run_dir = write_tiny_run(str(root / "run"), TINY_WORDS, vocab_path)
+    shutil.copyfile(vocab_path, os.path.join(run_dir, "vocab.txt"))
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_run_export(tiny_run_dir, tmp_path_factory):
+    """The SavedModel export of `tiny_run_dir` (export_lib.export_run)."""
+    from tf_rmi import export_lib
+
+    return export_lib.export_run(tiny_run_dir, str(tmp_path_factory.mktemp("tiny_export") / "rmi"))
+
+
 def copy_run_with_a_missing_config_vocabulary(run_dir: str, dest) -> str:
     """A copy of `run_dir` whose config.json names a vocabulary that does not
     exist, so only the run's own vocab.txt can serve. Returns the copy's path."""
@@ -88,3 +114,125 @@ def copy_run_with_a_missing_config_vocabulary(run_dir: str, dest) -> str:
     with open(path, "w") as f:
         json.dump(config, f)
     return str(dest)
+
+
+def checkout_env(**extra):
+    """This process's environment with the checkout first on PYTHONPATH (the
+    checkout's tf_rmi whatever the working directory), plus `extra`."""
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = os.pathsep.join([REPO_ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
+    return env
+
+
+# Runs `<module>.run()` once per request line {"args": [...], "cwd": ...}, as
+# `python -m <module> <args>` from `cwd` would: fresh flags, file descriptors 1
+# and 2 captured (Python's and the libraries' output alike), the exit status as
+# the interpreter would give it (SystemExit's code; its message on stderr and 1;
+# an uncaught exception's traceback on stderr and 1). Answers one JSON line per
+# request on a duplicate of the original stdout; anything else written outside
+# a command goes to stderr.
+_WORKER = r"""
+import os, sys
+reply = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
+sys.path[0] = os.getcwd()  # as `python -m` from the worker's directory, not each command's
+import importlib, json, tempfile, traceback
+from absl import flags
+entry_point = importlib.import_module(sys.argv[1])
+for line in sys.stdin:
+    request = json.loads(line)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        saved = os.dup(1), os.dup(2)
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        try:
+            os.chdir(request["cwd"])
+            flags.FLAGS.unparse_flags()
+            sys.argv = [entry_point.__file__] + request["args"]
+            entry_point.run()
+            code = 0
+        except SystemExit as exit:
+            code = exit.code
+            if code is None:
+                code = 0
+            elif not isinstance(code, int):
+                print(code, file=sys.stderr)
+                code = 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+        out.seek(0)
+        err.seek(0)
+        reply.write(json.dumps({"returncode": code, "stdout": out.read().hex(),
+                                "stderr": err.read().hex()}) + "\n")
+        reply.flush()
+"""
+
+
+class EntryPointWorker:
+    """One `python -m <module>` process that runs many commands in turn.
+
+    For tests about what an entry point does, not about starting a process:
+    TensorFlow is imported once for all the commands instead of once each.
+    `run(*args, cwd=...)` returns what `subprocess.run([sys.executable, "-m",
+    module, *args], cwd=cwd, capture_output=True)` would (bytes streams).
+    Commands of one module only: the entry points' absl flags must not meet in
+    one process. `env`: the worker's environment (default: this process's, with
+    the checkout first on PYTHONPATH)."""
+
+    def __init__(self, module, env=None):
+        import sys
+        import threading
+
+        if env is None:
+            env = checkout_env()
+        self.module = module
+        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER, module],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, cwd=REPO_ROOT, env=env, text=True)
+        # Drained so that a chatty worker never blocks on a full pipe.
+        self.stderr = []
+        self._drain = threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr),
+                                       daemon=True)
+        self._drain.start()
+
+    def run(self, *args, cwd=REPO_ROOT, timeout=600):
+        import json
+        import threading
+
+        self.proc.stdin.write(json.dumps({"args": list(args), "cwd": str(cwd)}) + "\n")
+        self.proc.stdin.flush()
+        timer = threading.Timer(timeout, self.proc.kill)
+        timer.start()
+        try:
+            line = self.proc.stdout.readline()
+        finally:
+            timer.cancel()
+        assert line, f"the {self.module} worker died: " + "".join(self.stderr)[-3000:]
+        reply = json.loads(line)
+        return subprocess.CompletedProcess(
+            ["-m", self.module, *args], reply["returncode"], bytes.fromhex(reply["stdout"]),
+            bytes.fromhex(reply["stderr"]))
+
+    def close(self):
+        # Every command has answered: nothing is left to finish (an orderly exit of
+        # TensorFlow and matplotlib takes seconds).
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def cli_worker():
+    """`tf_rmi <command> ...` (tf_rmi.cli) commands, all run by one worker process."""
+    worker = EntryPointWorker("tf_rmi.cli", env=checkout_env(TF_CPP_MIN_LOG_LEVEL="3"))
+    yield worker
+    worker.close()

@@ -158,7 +158,8 @@ def test_quick_results_do_not_replace_latest_md(tmp_path):
 
 
 def test_demo_step_benchmark_runs_both_models_at_two_batches():
-    result = suite.bench_demo_step(suite.Settings(quick=True, repeats=1))
+    # Sentences of up to 4 words: the same steps, traced several times faster than 20.
+    result = suite.bench_demo_step(suite.Settings(quick=True, repeats=1), num_words=4)
     assert set(result["models"]) == {"RMI", "LSTM"}
     b1, b2 = result["batch_sizes"]
     for entry in result["models"].values():

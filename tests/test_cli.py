@@ -1,6 +1,9 @@
 """The command line as a user meets it: self-contained run directories, help,
 pictures that show the mask, warnings, bad input. Every test runs the real
-entry points in a subprocess."""
+entry points outside the test process: in a subprocess of its own, or (to pay
+TensorFlow's import once, not once per command) as one of the commands a
+long-lived subprocess (`EntryPointWorker`, tests/conftest.py) runs in turn, each from its own
+working directory with its own output streams and exit status."""
 import json
 import os
 import shutil
@@ -12,11 +15,11 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from tests.conftest import REPO_ROOT, write_tiny_run
-from tf_rmi import export_lib
+from tests.conftest import REPO_ROOT, TINY_WORDS, EntryPointWorker
+from tests.test_train_lib import T
 
-WORDS = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left", "of", "big"]
-TINY_TRAIN_FLAGS = ["--trunk=small", "--small_trunk_width=8", "--input_size=64", "--num_words=6",
+WORDS = TINY_WORDS
+TINY_TRAIN_FLAGS = ["--trunk=small", "--small_trunk_width=8", "--input_size=64", f"--num_words={T}",
                     "--visual_dim=16", "--embed_dim=12", "--lstm_units=10", "--mlstm_units=8",
                     "--iterations=2", "--batch_size=2", "--snapshot_every=2", "--progress=false"]
 
@@ -31,6 +34,12 @@ def _env():
 def _run(module, *args, cwd=REPO_ROOT, timeout=600):
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
                           cwd=str(cwd), env=_env(), timeout=timeout)
+
+
+@pytest.fixture
+def cli(cli_worker):
+    """Runs `tf_rmi <command> ...` (tf_rmi.cli) in the session's long-lived subprocess."""
+    return cli_worker
 
 
 def _text(stream: bytes) -> str:
@@ -54,19 +63,16 @@ def _fails_cleanly(result, message):
 # ------------------------------------------------------------ fixtures
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A run directory (decisive tiny RMI model) whose config names its vocabulary by path."""
-    root = tmp_path_factory.mktemp("cli_run")
-    vocab_path = str(root / "words.txt")
-    run_dir = write_tiny_run(str(root / "run"), WORDS, vocab_path)
-    shutil.copyfile(vocab_path, os.path.join(run_dir, "vocab.txt"))
-    return run_dir
+@pytest.fixture
+def tiny_run(tiny_run_dir):
+    """A run directory (decisive tiny RMI model) whose config names its vocabulary by
+    path (tests/conftest.py, shared with test_predict)."""
+    return tiny_run_dir
 
 
-@pytest.fixture(scope="module")
-def tiny_export(tiny_run, tmp_path_factory):
-    return export_lib.export_run(tiny_run, str(tmp_path_factory.mktemp("cli_export") / "rmi"))
+@pytest.fixture
+def tiny_export(tiny_run_export):
+    return tiny_run_export
 
 
 @pytest.fixture(scope="module")
@@ -123,22 +129,26 @@ def test_a_copied_run_predicts_and_exports_from_another_directory(trained_elsewh
     assert os.path.isfile(elsewhere / "exported" / "saved_model.pb")
 
 
-def test_checkpoint_dot_from_inside_the_copied_run(trained_elsewhere):
+def test_checkpoint_dot_from_inside_the_copied_run(trained_elsewhere, cli):
     _, copy, elsewhere, image = trained_elsewhere
-    _ok(_run("tf_rmi.cli", "predict", "--checkpoint=.", f"--image={image}", "--expression=w3",
+    _ok(cli.run("predict", "--checkpoint=.", f"--image={image}", "--expression=w3",
              f"--output_dir={elsewhere / 'dot'}", cwd=copy))
     assert os.path.isfile(elsewhere / "dot" / "photo_png_overlay.png")
 
 
 def test_a_copied_run_evaluates_from_another_directory_raw_and_crf_apart(trained_elsewhere):
     work, copy, elsewhere, _ = trained_elsewhere
-    # Without --tfrecord_dir the run's relative records path means nothing here: say so.
-    _fails_cleanly(_run("tf_rmi.evaluate", f"--checkpoint={copy}", "--split=train",
-                        cwd=elsewhere), "pass --tfrecord_dir")
-    records = str(work / "records")
-    for extra in ([], ["--crf"]):
-        _ok(_run("tf_rmi.evaluate", f"--checkpoint={copy}", "--split=train",
-                 f"--tfrecord_dir={records}", *extra, cwd=elsewhere))
+    evaluate = EntryPointWorker("tf_rmi.evaluate", env=_env())
+    try:
+        # Without --tfrecord_dir the run's relative records path means nothing here: say so.
+        _fails_cleanly(evaluate.run(f"--checkpoint={copy}", "--split=train", cwd=elsewhere),
+                       "pass --tfrecord_dir")
+        records = str(work / "records")
+        for extra in ([], ["--crf"]):
+            _ok(evaluate.run(f"--checkpoint={copy}", "--split=train",
+                             f"--tfrecord_dir={records}", *extra, cwd=elsewhere))
+    finally:
+        evaluate.close()
     results = elsewhere / "experiments" / "results" / "tiny_copy"
     assert sorted(os.listdir(results)) == ["train", "train_crf"]
     assert json.load(open(results / "train" / "results.json"))["crf"] is None
@@ -146,32 +156,33 @@ def test_a_copied_run_evaluates_from_another_directory_raw_and_crf_apart(trained
 
 
 def test_an_old_run_without_its_vocabulary_falls_back_to_the_manifest(trained_elsewhere,
-                                                                      tmp_path):
+                                                                      tmp_path, cli):
     work, copy, elsewhere, image = trained_elsewhere
     old = tmp_path / "old_run"
     shutil.copytree(copy, old)
     os.remove(old / "vocab.txt")
-    err = _fails_cleanly(_run("tf_rmi.cli", "predict", f"--checkpoint={old}", f"--image={image}",
-                              "--expression=w1", "--output_dir=p", cwd=elsewhere),
+    err = _fails_cleanly(cli.run("predict", f"--checkpoint={old}", f"--image={image}",
+                                 "--expression=w1", "--output_dir=p", cwd=elsewhere),
                          "--vocab_file")
     assert "make preprocess" not in err
     assert not os.path.exists(elsewhere / "p")
     # From the directory training ran in, the manifest is found as before ...
-    _ok(_run("tf_rmi.cli", "predict", f"--checkpoint={old}", f"--image={image}",
-             "--expression=w1", f"--output_dir={tmp_path / 'a'}", cwd=work))
+    _ok(cli.run("predict", f"--checkpoint={old}", f"--image={image}",
+                "--expression=w1", f"--output_dir={tmp_path / 'a'}", cwd=work))
     # ... and from anywhere with --vocab_file.
-    _ok(_run("tf_rmi.cli", "predict", f"--checkpoint={old}", f"--image={image}",
-             "--expression=w1", f"--vocab_file={copy / 'vocab.txt'}",
-             f"--output_dir={tmp_path / 'b'}", cwd=elsewhere))
+    _ok(cli.run("predict", f"--checkpoint={old}", f"--image={image}",
+                "--expression=w1", f"--vocab_file={copy / 'vocab.txt'}",
+                f"--output_dir={tmp_path / 'b'}", cwd=elsewhere))
 
 
 # ------------------------------------------------- 2. pictures show the mask
 
 
-def test_overlay_shows_a_red_objects_mask_at_full_resolution(tiny_run, red_image, tmp_path):
+def test_overlay_shows_a_red_objects_mask_at_full_resolution(tiny_run, red_image, tmp_path,
+                                                             cli):
     path, image = red_image
-    _ok(_run("tf_rmi.cli", "predict", f"--checkpoint={tiny_run}", f"--image={path}",
-             "--expression=the red circle", f"--output_dir={tmp_path}"))
+    _ok(cli.run("predict", f"--checkpoint={tiny_run}", f"--image={path}",
+                "--expression=the red circle", f"--output_dir={tmp_path}"))
     mask = np.asarray(Image.open(tmp_path / "scene_png_mask.png")) > 0
     picture = np.asarray(Image.open(tmp_path / "scene_png_overlay.png").convert("RGB"))
     h, w = image.shape[:2]
@@ -190,14 +201,14 @@ def test_overlay_shows_a_red_objects_mask_at_full_resolution(tiny_run, red_image
     assert np.linalg.norm(drawn[inside] - plain[inside], axis=1).min() > 60
 
 
-def test_figures_from_a_saved_model_through_explain(tiny_export, red_image, tmp_path):
+def test_figures_from_a_saved_model_through_explain(tiny_export, red_image, tmp_path, cli):
     path, image = red_image
     gt = np.zeros(image.shape[:2], np.uint8)
     gt[30:220, 40:500] = 255
     Image.fromarray(gt).save(tmp_path / "gt.png")
-    out = _ok(_run("tf_rmi.cli", "figures", f"--saved_model={tiny_export}", f"--image={path}",
-                   "--expression=the red circle, left", f"--ground_truth={tmp_path / 'gt.png'}",
-                   f"--output_dir={tmp_path / 'figs'}"))
+    out = _ok(cli.run("figures", f"--saved_model={tiny_export}", f"--image={path}",
+                      "--expression=the red circle, left",
+                      f"--ground_truth={tmp_path / 'gt.png'}", f"--output_dir={tmp_path / 'figs'}"))
     assert sorted(os.listdir(tmp_path / "figs")) == [
         "scene_png_fig5_per_word.png", "scene_png_fig6_response_maps.png",
         "scene_png_fig7_result.png"]
@@ -284,28 +295,28 @@ def test_non_utf8_expression_is_one_line_naming_it_and_writes_nothing(source, ti
                                                       "dropped ('the big red circle')"),
 ])
 def test_surprises_in_the_expression_are_warned_about(expression, warning, tiny_run, red_image,
-                                                      tmp_path):
-    result = _run("tf_rmi.cli", "predict", f"--checkpoint={tiny_run}", f"--image={red_image[0]}",
-                  f"--expression={expression}", f"--output_dir={tmp_path}")
+                                                      tmp_path, cli):
+    result = cli.run("predict", f"--checkpoint={tiny_run}", f"--image={red_image[0]}",
+                     f"--expression={expression}", f"--output_dir={tmp_path}")
     _ok(result)
     assert "tf_rmi predict: warning: " in _text(result.stderr)
     assert warning in _text(result.stderr)
     assert os.path.isfile(tmp_path / "scene_png_mask.png")
 
 
-def test_saved_model_predict_warns_from_its_outputs(tiny_export, red_image, tmp_path):
-    result = _run("tf_rmi.cli", "predict", f"--saved_model={tiny_export}",
-                  f"--image={red_image[0]}", "--expression=zzz big red circle left of the circle",
-                  f"--output_dir={tmp_path}")
+def test_saved_model_predict_warns_from_its_outputs(tiny_export, red_image, tmp_path, cli):
+    result = cli.run("predict", f"--saved_model={tiny_export}", f"--image={red_image[0]}",
+                     "--expression=zzz big red circle left of the circle",
+                     f"--output_dir={tmp_path}")
     _ok(result)
     err = _text(result.stderr)
     assert "1 of the 6 words read is not in the model's vocabulary and read as <unk>: 'zzz'" in err
     assert "2 dropped ('the circle')" in err
 
 
-def test_plain_expression_gives_no_warning(tiny_run, red_image, tmp_path):
-    result = _run("tf_rmi.cli", "predict", f"--checkpoint={tiny_run}", f"--image={red_image[0]}",
-                  "--expression=the big red circle", f"--output_dir={tmp_path}")
+def test_plain_expression_gives_no_warning(tiny_run, red_image, tmp_path, cli):
+    result = cli.run("predict", f"--checkpoint={tiny_run}", f"--image={red_image[0]}",
+                     "--expression=the big red circle", f"--output_dir={tmp_path}")
     _ok(result)
     assert "warning" not in _text(result.stderr)
 
@@ -313,13 +324,14 @@ def test_plain_expression_gives_no_warning(tiny_run, red_image, tmp_path):
 # ------------------------------------------------------------ 6. smaller
 
 
-def test_same_stem_different_extensions_write_different_files(tiny_run, red_image, tmp_path):
+def test_same_stem_different_extensions_write_different_files(tiny_run, red_image, tmp_path,
+                                                              cli):
     path, image = red_image
     Image.fromarray(image).save(tmp_path / "scene.jpg", quality=95)
     outputs = set()
     for source in (path, str(tmp_path / "scene.jpg")):
-        out = _ok(_run("tf_rmi.cli", "predict", f"--checkpoint={tiny_run}", f"--image={source}",
-                       "--expression=red", f"--output_dir={tmp_path / 'out'}"))
+        out = _ok(cli.run("predict", f"--checkpoint={tiny_run}", f"--image={source}",
+                          "--expression=red", f"--output_dir={tmp_path / 'out'}"))
         outputs.update(out.split())
     assert len(outputs) == 4
     assert sorted(os.listdir(tmp_path / "out")) == [

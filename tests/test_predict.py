@@ -1,29 +1,28 @@
 """predict: the library path, the SavedModel path and the `tf_rmi predict` command."""
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tests.conftest import REPO_ROOT, copy_run_with_a_missing_config_vocabulary, write_tiny_run
-from tf_rmi import export_lib, predict
+from tests.conftest import REPO_ROOT, TINY_WORDS, copy_run_with_a_missing_config_vocabulary
+from tf_rmi import predict
 from tf_rmi.data.text import EmptySentenceError
 
-WORDS = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left", "of", "big"]
+WORDS = TINY_WORDS
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("run")
-    return write_tiny_run(str(root), WORDS, str(root / "vocab.txt"))
+@pytest.fixture
+def run_dir(tiny_run_dir):
+    """A decisive tiny RMI run over WORDS (tests/conftest.py, shared with test_cli)."""
+    return tiny_run_dir
 
 
-@pytest.fixture(scope="module")
-def saved_model(run_dir, tmp_path_factory):
-    return export_lib.export_run(run_dir, str(tmp_path_factory.mktemp("export") / "tiny"))
+@pytest.fixture
+def saved_model(tiny_run_export):
+    return tiny_run_export
 
 
 @pytest.fixture(scope="module")
@@ -110,24 +109,28 @@ def test_load_image_tiles_grayscale_and_drops_alpha(tmp_path):
                                   np.dstack([gray] * 3))
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "tf_rmi.cli", *args], capture_output=True,
-                          text=True, timeout=600, cwd=REPO_ROOT)
+def _cli(worker, *args):
+    """`tf_rmi <args>` (tf_rmi.cli) in the session's worker process (tests/conftest.py);
+    tests/test_cli.py also starts it as a process of its own."""
+    result = worker.run(*args, cwd=REPO_ROOT, timeout=600)
+    return subprocess.CompletedProcess(result.args, result.returncode,
+                                       result.stdout.decode("utf-8", "replace"),
+                                       result.stderr.decode("utf-8", "replace"))
 
 
-def test_predict_command(run_dir, image_path, tmp_path):
+def test_predict_command(run_dir, image_path, tmp_path, cli_worker):
     out_dir = str(tmp_path / "pred")
-    result = _cli("predict", f"--checkpoint={run_dir}", f"--image={image_path}",
+    result = _cli(cli_worker, "predict", f"--checkpoint={run_dir}", f"--image={image_path}",
                   "--expression=the red circle", f"--output_dir={out_dir}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert os.path.join(out_dir, "street_png_mask.png") in result.stdout
     assert np.asarray(Image.open(os.path.join(out_dir, "street_png_mask.png"))).shape == (45, 61)
 
 
-def test_predict_command_bad_input_exits_with_a_message(run_dir, tmp_path):
+def test_predict_command_bad_input_exits_with_a_message(run_dir, tmp_path, cli_worker):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff broken")
-    result = _cli("predict", f"--checkpoint={run_dir}", f"--image={bad}", "--expression=red",
+    result = _cli(cli_worker, "predict", f"--checkpoint={run_dir}", f"--image={bad}", "--expression=red",
                   f"--output_dir={tmp_path / 'pred'}")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "tf_rmi predict: Cannot read image" in result.stderr

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO_ROOT, tiny_model_config
+from tests.conftest import REPO_ROOT, EntryPointWorker, tiny_model_config
 from tf_rmi import train_lib
 from tf_rmi.config import DataConfig, RunConfig, TrainConfig
 from tf_rmi.data import pipeline, schema
@@ -19,7 +19,10 @@ from tf_rmi.data import pipeline, schema
 pytest.importorskip("tf_rmi.models.segmenter", reason="tf_rmi.models.segmenter not present yet")
 
 SIZE = 64  # tiny_model_config's input_size: 8x8 logits
-T = 6
+# Words per expression: two words and a pad step before them. The head is
+# unrolled over T steps, so every training run here traces in about half the
+# time it takes at T=6.
+T = 3
 VOCAB_SIZE = 50
 # Word ids 4..7 name a quadrant (the mask), which is also the bright quadrant of the image.
 QUADRANT_WORDS = (4, 5, 6, 7)
@@ -486,25 +489,39 @@ def _entry_point_args(tfrecord_dir, run_dir, *extra):
             "--batch_size=2", "--noprogress", *extra]
 
 
-def test_train_entry_point_trains_then_resumes(tfrecord_dir, tmp_path):
+@pytest.fixture(scope="module")
+def train_command():
+    """Runs `python -m tf_rmi.train <args>`, each command in one worker process
+    (tests/conftest.py EntryPointWorker; tests/test_cli.py, test_distributed.py and
+    test_preemption.py start the entry point as processes of their own). Returns
+    a CompletedProcess with text streams."""
+    worker = EntryPointWorker("tf_rmi.train")
+
+    def run(args):
+        result = worker.run(*args, cwd=REPO_ROOT, timeout=300)
+        return subprocess.CompletedProcess(result.args, result.returncode,
+                                           result.stdout.decode("utf-8", "replace"),
+                                           result.stderr.decode("utf-8", "replace"))
+    yield run
+    worker.close()
+
+
+def test_train_entry_point_trains_then_resumes(tfrecord_dir, tmp_path, train_command):
     run_dir = str(tmp_path / "run")
-    command = [sys.executable, "-m", "tf_rmi.train"]
     args = _entry_point_args(tfrecord_dir, run_dir)
-    first = subprocess.run(command + args + ["--max_steps=2"], cwd=REPO_ROOT,
-                           capture_output=True, text=True, timeout=300)
+    first = train_command(args + ["--max_steps=2"])
     assert first.returncode == 0, first.stderr[-3000:]
-    second = subprocess.run(command + args, cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=300)
+    second = train_command(args)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "to step 3 (from 2)" in second.stdout
     assert RunConfig.load(run_dir).model.model == "LSTM"
 
 
-def test_train_entry_point_reports_bad_input_without_traceback(tfrecord_dir, tmp_path):
-    # In a subprocess: absl flags of several entry points must not meet in one process.
+def test_train_entry_point_reports_bad_input_without_traceback(tfrecord_dir, tmp_path,
+                                                               train_command):
+    # Outside this process: absl flags of several entry points must not meet in one process.
     args = _entry_point_args(tfrecord_dir, str(tmp_path), "--num_words=20")
-    result = subprocess.run([sys.executable, "-m", "tf_rmi.train"] + args, cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = train_command(args)
     assert result.returncode != 0
     assert "train: " in result.stderr and "num_words=20" in result.stderr
     assert "Traceback" not in result.stderr

@@ -53,7 +53,7 @@ class DemoConfig:
     small_trunk_context: bool = False
     # Used only when the trunk is trained from scratch (pretrain_trunk=False).
     trunk_learning_rate_mult: float = 0.05
-    # Stage 0 (the original's trunk is pretrained and frozen): the small trunk
+    # Stage 1b (the original's trunk is pretrained and frozen): the small trunk
     # first learns per-cell colour / shape / size labels of the training images
     # (tf_rmi.trunk_pretraining), then both models train with it frozen.
     pretrain_trunk: bool = True
@@ -61,6 +61,11 @@ class DemoConfig:
     pretrain_batch_size: int = 16
     pretrain_learning_rate: float = 1e-3
     dim: int = 64
+    # T, the words read per expression (the paper's 20). The head is unrolled
+    # over T steps, so a smaller T (longer expressions cut to their first T
+    # words, as the original release cuts them) traces and trains faster: for
+    # smoke runs such as the tests'.
+    num_words: int = 20
     steps: int = 2500
     batch_size: int = 16
     learning_rate: float = 1e-2  # RMI
@@ -104,6 +109,7 @@ def _run_config(cfg: DemoConfig, model: str, tfrecord_dir: str,
     return train_lib.config_from_flags(
         "shapes", tfrecord_dir, model=model, weights="deeplab", trunk="small",
         small_trunk_width=cfg.small_trunk_width, input_size=cfg.input_size,
+        num_words=cfg.num_words,
         iterations=cfg.steps, snapshot_every=cfg.steps, batch_size=cfg.batch_size,
         learning_rate=cfg.lstm_learning_rate if model == "LSTM" else cfg.learning_rate,
         seed=cfg.seed, visual_dim=cfg.dim,
@@ -150,10 +156,11 @@ def run_demo(cfg: DemoConfig, output_dir: str, work_dir: str, crf: bool = True,
     print("== 1/4 generating the synthetic set and writing TFRecords", flush=True)
     preprocess_lib.preprocess("shapes", data_root="", output_dir=tfrecord_dir,
                               splits=("train", "val", "test"), image_size=cfg.input_size,
-                              seed=cfg.seed, progress=progress, shapes_args=shapes_args)
+                              num_words=cfg.num_words, seed=cfg.seed, progress=progress,
+                              shapes_args=shapes_args)
     preprocess_lib.preprocess("shapes", data_root="", output_dir=fresh_dir, splits=("test",),
-                              image_size=cfg.input_size, seed=cfg.fresh_seed,
-                              progress=progress, shapes_args=shapes_args)
+                              image_size=cfg.input_size, num_words=cfg.num_words,
+                              seed=cfg.fresh_seed, progress=progress, shapes_args=shapes_args)
     timings["preprocess_s"] = time.monotonic() - start
 
     summary = {"config": dataclasses.asdict(cfg), "models": {}, "curves": {}}

@@ -74,6 +74,8 @@ def _np_rmi(model, visual, words, size):
         c_a, h_a = _np_lstm(per_cell, c_a, h_a, ak, ab)
     transformed = 0.5 * (np.log(1 + 1e-3 + h_a) - np.log(1 + 1e-3 - h_a))
     logits = np.maximum(transformed, 0) @ k2 + b2
+    if size is None:  # the logits only: the resizes are a Python loop over every pixel
+        return logits, None, None
     return (logits, _np_tf1_resize(logits, size, size),
             _np_tf1_resize(transformed, size, size).mean(-1))
 
