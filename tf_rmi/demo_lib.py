@@ -126,7 +126,7 @@ def _run_config(cfg: DemoConfig, model: str, tfrecord_dir: str,
 
 def pretrain_trunk(cfg: DemoConfig, tfrecord_dir: str, output_dir: str,
                    progress: bool = True) -> dict:
-    """Stage 0: `trunk_pretraining.pretrain_small_trunk` on the demo's training
+    """Stage 1b: `trunk_pretraining.pretrain_small_trunk` on the demo's training
     images with the demo's trunk settings; returns its trunk.json contents."""
     from tf_rmi import trunk_pretraining
 

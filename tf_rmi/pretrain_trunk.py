@@ -13,29 +13,32 @@ frozen. See tf_rmi/trunk_pretraining.py.
 from absl import app, flags
 
 from tf_rmi.config import ModelConfig
-from tf_rmi.trunk_pretraining import TrunkPretrainConfig
+from tf_rmi.demo_lib import DemoConfig
+from tf_rmi.trunk_pretraining import TRUNK_FIELDS, TrunkPretrainConfig
 
-_M, _P = ModelConfig(), TrunkPretrainConfig()
+# Defaults: the demo's trunk (DemoConfig), which `make train DATASET=shapes` also uses.
+_D, _P = DemoConfig(), TrunkPretrainConfig()
 flags.DEFINE_string("tfrecord_dir", "data/tfrecords", "Root of the shapes TFRecords.")
 flags.DEFINE_string("output_dir", None, "Directory to write (replaced whole).")
-flags.DEFINE_integer("input_size", 128, "Image side, as the records'.")
-flags.DEFINE_integer("small_trunk_width", 16, "Width of the small trunk's first conv.")
-flags.DEFINE_float("small_trunk_input_scale", 1.0 / 128, "Input scale of the small trunk.")
-flags.DEFINE_enum("small_trunk_norm", _M.small_trunk_norm, ["none", "group"], "Normalisation.")
-flags.DEFINE_integer("small_trunk_norm_groups", _M.small_trunk_norm_groups, "Group-norm groups.")
-flags.DEFINE_bool("small_trunk_residual", True, "Identity shortcuts.")
-flags.DEFINE_bool("small_trunk_aligned", True, "Cells centred on pixels 8k.")
-flags.DEFINE_bool("small_trunk_standardize", True, "Standardised output.")
-flags.DEFINE_bool("small_trunk_context", _M.small_trunk_context, "Directional maxima.")
+flags.DEFINE_integer("input_size", _D.input_size, "Image side, as the records'.")
+flags.DEFINE_integer("small_trunk_width", _D.small_trunk_width,
+                     "Width of the small trunk's first conv.")
+flags.DEFINE_float("small_trunk_input_scale", _D.small_trunk_input_scale,
+                   "Input scale of the small trunk.")
+flags.DEFINE_enum("small_trunk_norm", _D.small_trunk_norm, ["none", "group"], "Normalisation.")
+flags.DEFINE_integer("small_trunk_norm_groups", ModelConfig().small_trunk_norm_groups,
+                     "Group-norm groups.")
+flags.DEFINE_bool("small_trunk_residual", _D.small_trunk_residual, "Identity shortcuts.")
+flags.DEFINE_bool("small_trunk_aligned", _D.small_trunk_aligned, "Cells centred on pixels 8k.")
+flags.DEFINE_bool("small_trunk_standardize", _D.small_trunk_standardize, "Standardised output.")
+flags.DEFINE_bool("small_trunk_context", _D.small_trunk_context, "Directional maxima.")
 flags.DEFINE_integer("steps", _P.steps, "Training steps.")
 flags.DEFINE_integer("batch_size", _P.batch_size, "Images per step.")
 flags.DEFINE_float("learning_rate", _P.learning_rate, "Adam learning rate.")
 flags.DEFINE_integer("seed", _P.seed, "Initialisation and shuffling seed.")
 flags.mark_flag_as_required("output_dir")
 FLAGS = flags.FLAGS
-_TRUNK_FLAGS = ("input_size", "small_trunk_width", "small_trunk_input_scale", "small_trunk_norm",
-                "small_trunk_norm_groups", "small_trunk_residual", "small_trunk_aligned",
-                "small_trunk_standardize", "small_trunk_context")
+_TRUNK_FLAGS = ("input_size",) + TRUNK_FIELDS
 
 
 def main(argv):

@@ -266,10 +266,15 @@ class TrunkLoadReport:
                 f"val cell accuracy {shown}); outputs verified against its probe")
 
 
+def _directory(path: str) -> str:
+    """The pretrained-trunk directory of `path` (the directory or its checkpoint prefix)."""
+    return path if os.path.isdir(path) else os.path.dirname(path)
+
+
 def read_info(path: str) -> Dict:
     """trunk.json of a pretrained-trunk directory (`path` may also be the directory's
     `trunk` checkpoint prefix). Raises TrunkPretrainingError naming the fix."""
-    directory = path if os.path.isdir(path) else os.path.dirname(path)
+    directory = _directory(path)
     info_path = os.path.join(directory, INFO_NAME)
     if not os.path.exists(info_path):
         raise TrunkPretrainingError(
@@ -292,7 +297,7 @@ def load_small_trunk(trunk, path: str, model_cfg) -> TrunkLoadReport:
     import tensorflow as tf
 
     info = read_info(path)
-    directory = path if os.path.isdir(path) else os.path.dirname(path)
+    directory = _directory(path)
     wanted = _trunk_settings(model_cfg)
     differences = [f"{k}: pretrained {info['settings'].get(k)!r}, asked {v!r}"
                    for k, v in wanted.items() if info["settings"].get(k) != v]
