@@ -349,6 +349,30 @@ def test_output_is_byte_identical_across_runs_and_worker_counts(tmp_path, vocab)
     assert [s["records"] for s in one.shards] == [4, 4, 4]
 
 
+def test_output_does_not_depend_on_the_chunk_size(tmp_path, vocab):
+    # Chunks of one record, finished by two workers in any order, must give
+    # the bytes of whole-shard chunks written in order.
+    source = TinySource(12)
+    whole = preprocess_lib.build_split(source, "train", vocab, str(tmp_path / "a"),
+                                       num_shards=3, num_workers=1, image_size=16,
+                                       progress=False, chunk_size=100)
+    small = preprocess_lib.build_split(source, "train", vocab, str(tmp_path / "b"),
+                                       num_shards=3, num_workers=2, image_size=16,
+                                       progress=False, chunk_size=1)
+    assert [s["sha256"] for s in whole.shards] == [s["sha256"] for s in small.shards]
+    for a, b in zip(whole.shards, small.shards):
+        assert sha256(str(tmp_path / "a" / a["file"])) == sha256(str(tmp_path / "b" / b["file"]))
+
+
+def test_chunks_never_split_the_sentences_of_one_ref():
+    refs = [0, 0, 0, 1, 2, 2, 2, 2, 3, 4]
+    ranges = preprocess_lib.chunk_ranges(len(refs), 2, lambda i, j: refs[i] == refs[j])
+    assert ranges == [(0, 3), (3, 8), (8, 10)]
+    cuts = [lo for lo, _ in ranges[1:]]
+    assert all(refs[c - 1] != refs[c] for c in cuts)
+    assert preprocess_lib.chunk_ranges(5, 2) == [(0, 2), (2, 4), (4, 5)]
+
+
 # ---------------------------------------------------------------------------
 # The entry point (in a subprocess: its absl flags would collide with other
 # entry points' flags in this process)

@@ -20,14 +20,17 @@ through a shuffle buffer, is close to the original's per-epoch permutation of
 all samples (`tf_rmi.data.order_stats` measures it); `train_order="file"`
 keeps the source's order (each ref's sentences together; faster to write,
 since a worker then resizes each ref's image once). Evaluation splits are
-grouped by image. Expressions are cut into contiguous shards in that order;
-each shard is one task for a worker process, which loads, resizes and
-encodes its samples and writes `<shard>.tmp-<pid>` before renaming it, so a
-shard file is either complete or absent. The parent only plans, tracks
-progress and keeps `manifest.json` up to date after every shard, so a rerun
-after an interruption rewrites only the shards that are missing or whose
-checksum no longer matches (stale temporaries are removed). Output bytes are a
-function of the input and the settings only (not of the number of workers).
+grouped by image. Expressions are cut into contiguous shards in that order,
+and shards into chunks of about `DEFAULT_CHUNK_SIZE` expressions (never
+splitting one ref's consecutive sentences); each chunk is one task for a
+worker process, which loads, resizes and encodes its samples and returns the
+serialized records. The parent writes each shard from its chunks, in order,
+to `<shard>.tmp-<pid>` and renames it once the last chunk is in, so a shard
+file is either complete or absent; it keeps `manifest.json` up to date after
+every shard, so a rerun after an interruption rewrites only the shards that
+are missing or whose checksum no longer matches (stale temporaries are
+removed). Output bytes are a function of the input and the settings only (not
+of the number of workers or the chunk size).
 
 Bad samples (missing or undecodable image, missing or undecodable
 annotation, empty or undecodable sentence) are skipped and counted by
@@ -230,38 +233,49 @@ def _load_manifest(out_dir: str, header: Dict[str, Any]) -> Dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------
-# Worker side: one shard per task
+# Worker side: one chunk of a shard per task
+
+# Expressions per task. Shards are cut into chunks of about this many
+# expressions so that two workers stay busy to the end (whole shards as tasks
+# left one worker idle while the other finished a slow shard); a chunk is
+# small next to a shard (256 records) and large next to the cost of sending it.
+DEFAULT_CHUNK_SIZE = 16
 
 _WORKER: Dict[str, Any] = {}
 
 
-class _Counter:
-    """Expressions processed, shared with worker processes."""
-
-    def __init__(self, context=None):
-        self._value = (context or multiprocessing).Value("q", 0)
-
-    def add(self, n: int = 1) -> None:
-        with self._value.get_lock():
-            self._value.value += n
-
-    def get(self) -> int:
-        return int(self._value.value)
-
-
-def _init_worker(source: Source, vocab: text.Vocabulary, counter: _Counter) -> None:
-    _WORKER.update(source=source, vocab=vocab, counter=counter)
+def _init_worker(source: Source, vocab: text.Vocabulary) -> None:
+    _WORKER.update(source=source, vocab=vocab)
 
 
 @dataclasses.dataclass(frozen=True)
-class _ShardTask:
-    index: int
-    path: str
+class _ChunkTask:
+    """Consecutive expressions of one shard. `order` is the chunk's place in
+    the split (errors are reported in expression order)."""
+    order: int
+    shard: int
     expressions: Tuple[Expression, ...]
     padded: bool
     image_size: int
     num_words: int
     strict: bool
+
+
+def chunk_ranges(count: int, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 same_ref: Optional[Callable[[int, int], bool]] = None) -> List[Tuple[int, int]]:
+    """[lo, hi) ranges cutting `count` expressions into chunks of about
+    `chunk_size`; with `same_ref(i, j)` a chunk is extended so that it never
+    splits consecutive sentences of one ref (their image work is shared)."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    ranges, lo = [], 0
+    while lo < count:
+        hi = min(lo + chunk_size, count)
+        while same_ref is not None and hi < count and same_ref(hi - 1, hi):
+            hi += 1
+        ranges.append((lo, hi))
+        lo = hi
+    return ranges
 
 
 def _where(expr: Expression) -> str:
@@ -322,7 +336,8 @@ def _encode_image_and_mask(source: Source, expr: Expression, padded: bool,
             tuple(degenerate))
 
 
-def _serialize(expr: Expression, task: _ShardTask, cache: Dict[str, Any]) -> bytes:
+def _serialize(expr: Expression, task: _ChunkTask,
+               cache: Dict[str, Any]) -> Tuple[bytes, Tuple[str, ...]]:
     """One serialized `tf.train.Example`; raises DataError for a bad sample."""
     source, vocab = _WORKER["source"], _WORKER["vocab"]
     words = _encode_words(vocab, expr, task.num_words)
@@ -375,50 +390,100 @@ def _writing(action: Callable[[], Any]) -> Any:
         raise _WriteError(err) from None
 
 
-def _write_shard(task: _ShardTask) -> Dict[str, Any]:
-    """Writes one shard (temp name, then rename). Runs in a worker process."""
-    import tensorflow as tf  # the record writer; imported where it is used
-
-    counter: _Counter = _WORKER["counter"]
-    tmp = f"{task.path}.tmp-{os.getpid()}"
+def _encode_chunk(task: _ChunkTask) -> Dict[str, Any]:
+    """The serialized records of one chunk, with its skip and degenerate
+    counts. Runs in a worker process (in this process with one worker) and
+    writes nothing: the parent writes the shards."""
+    records: List[bytes] = []
     skipped: collections.Counter = collections.Counter()
     degenerate: collections.Counter = collections.Counter()
-    degenerate_records = 0
     examples: Dict[str, str] = {}
-    records = 0
+    degenerate_records = 0
     cache: Dict[str, Any] = {}
-    try:
-        with _writing(lambda: tf.io.TFRecordWriter(tmp)) as writer:
-            for expr in task.expressions:
-                try:
-                    serialized, reasons = _serialize(expr, task, cache)
-                except DataError as err:
-                    if task.strict:
-                        return {"index": task.index, "error": _error_parts(err)}
-                    skipped[err.reason] += 1
-                    examples.setdefault(err.reason, str(err))
-                else:
-                    _writing(lambda: writer.write(serialized))
-                    records += 1
-                    degenerate.update(reasons)
-                    degenerate_records += bool(reasons)
-                finally:
-                    counter.add(1)
-        sha256 = file_sha256(tmp)
-        _writing(lambda: os.replace(tmp, task.path))
-    except _WriteError as err:
-        raise OSError(atomic_io.unwritable_message(task.path, err.cause)) from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return {"index": task.index, "file": os.path.basename(task.path), "records": records,
-            "sha256": sha256, "skipped": dict(sorted(skipped.items())),
-            "skip_examples": examples, "degenerate": dict(sorted(degenerate.items())),
-            "degenerate_records": degenerate_records}
+    for expr in task.expressions:
+        try:
+            serialized, reasons = _serialize(expr, task, cache)
+        except DataError as err:
+            if task.strict:
+                return {"order": task.order, "shard": task.shard,
+                        "expressions": len(task.expressions), "error": _error_parts(err)}
+            skipped[err.reason] += 1
+            examples.setdefault(err.reason, str(err))
+        else:
+            records.append(serialized)
+            degenerate.update(reasons)
+            degenerate_records += bool(reasons)
+    return {"order": task.order, "shard": task.shard, "expressions": len(task.expressions),
+            "records": records, "skipped": dict(skipped), "skip_examples": examples,
+            "degenerate": dict(degenerate), "degenerate_records": degenerate_records}
 
 
 # ----------------------------------------------------------------------------
 # Parent side
+
+
+class _ShardWriter:
+    """Writes one shard from its chunks' records, in chunk order, to
+    `<shard>.tmp-<pid>`, and renames it once the last chunk is in, so a shard
+    file is either complete or absent."""
+
+    def __init__(self, index: int, path: str, orders: Sequence[int]):
+        self.index, self.path = index, path
+        self.orders = list(orders)
+        self.tmp = f"{path}.tmp-{os.getpid()}"
+        self.waiting: Dict[int, Dict[str, Any]] = {}
+        self.writer = None
+        self.summary: Dict[str, Any] = {
+            "index": index, "file": os.path.basename(path), "records": 0,
+            "skipped": collections.Counter(), "skip_examples": {},
+            "degenerate": collections.Counter(), "degenerate_records": 0}
+
+    def add(self, result: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """Takes one chunk's result; returns the shard's manifest entry when
+        this result completes the shard, else None."""
+        import tensorflow as tf  # the record writer; imported where it is used
+
+        self.waiting[result["order"]] = result
+        try:
+            while self.orders and self.orders[0] in self.waiting:
+                chunk = self.waiting.pop(self.orders.pop(0))
+                if self.writer is None:
+                    self.writer = _writing(lambda: tf.io.TFRecordWriter(self.tmp))
+                for record in chunk["records"]:
+                    _writing(lambda: self.writer.write(record))
+                summary = self.summary
+                summary["records"] += len(chunk["records"])
+                summary["skipped"].update(chunk["skipped"])
+                summary["degenerate"].update(chunk["degenerate"])
+                summary["degenerate_records"] += chunk["degenerate_records"]
+                for reason, message in chunk["skip_examples"].items():
+                    summary["skip_examples"].setdefault(reason, message)
+            if self.orders:
+                return None
+            if self.writer is None:  # a shard of no chunks (not planned, but harmless)
+                self.writer = _writing(lambda: tf.io.TFRecordWriter(self.tmp))
+            _writing(self.writer.close)
+            self.writer = None
+            sha256 = file_sha256(self.tmp)
+            _writing(lambda: os.replace(self.tmp, self.path))
+        except _WriteError as err:
+            self.abort()
+            raise OSError(atomic_io.unwritable_message(self.path, err.cause)) from None
+        summary = dict(self.summary, sha256=sha256,
+                       skipped=dict(sorted(self.summary["skipped"].items())),
+                       degenerate=dict(sorted(self.summary["degenerate"].items())))
+        return summary
+
+    def abort(self) -> None:
+        """Closes and deletes an unfinished temporary (an error or an interruption)."""
+        if self.writer is not None:
+            try:
+                self.writer.close()
+            except Exception:  # noqa: BLE001 - the temporary is deleted anyway
+                pass
+            self.writer = None
+        if os.path.exists(self.tmp):
+            os.remove(self.tmp)
 
 
 class _Progress:
@@ -450,53 +515,70 @@ def _start_method() -> str:
     return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def _run_tasks(tasks: List[_ShardTask], source: Source, vocab: text.Vocabulary,
-               num_workers: int, on_result: Callable[[Dict[str, Any]], None],
-               progress: _Progress, strict: bool) -> None:
-    """Runs shard tasks (in-process for one worker); raises the first DataError
-    in expression order when `strict`."""
+def _run_tasks(tasks: List[_ChunkTask], writers: Dict[int, _ShardWriter], source: Source,
+               vocab: text.Vocabulary, num_workers: int,
+               on_result: Callable[[Dict[str, Any]], None], progress: _Progress,
+               strict: bool) -> None:
+    """Encodes the chunks (in this process for one worker, else in worker
+    processes, whose results may arrive in any order), writes each shard
+    through its `_ShardWriter` and passes its manifest entry to `on_result`
+    once complete. Raises the first DataError in expression order when
+    `strict`; unfinished temporaries are deleted on any error."""
     errors: List[Dict[str, Any]] = []
+    done = 0
+
+    def take(result: Dict[str, Any]) -> None:
+        nonlocal done
+        done += result["expressions"]
+        if "error" in result:
+            errors.append(result)
+            return
+        shard = writers[result["shard"]].add(result)
+        if shard is not None:
+            on_result(shard)
+
     parallel = num_workers > 1 and len(tasks) > 1
-    context = multiprocessing.get_context(_start_method()) if parallel else None
-    counter = _Counter(context)
-    if not parallel:
-        _init_worker(source, vocab, counter)
-        try:
-            for task in tasks:
-                result = _write_shard(task)
-                progress.update(counter.get())
-                if "error" in result:
-                    errors.append(result)
-                    break
-                on_result(result)
-        finally:
-            _WORKER.clear()
-    else:
-        pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=min(num_workers, len(tasks)), mp_context=context,
-            initializer=_init_worker, initargs=(source, vocab, counter))
-        try:
-            pending = {pool.submit(_write_shard, task) for task in tasks}
-            while pending:
-                done, pending = concurrent.futures.wait(
-                    pending, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED)
-                progress.update(counter.get())
-                for future in done:
-                    result = future.result()
-                    if "error" in result:
-                        errors.append(result)
-                        # Shards start in order, so the ones still running
+    try:
+        if not parallel:
+            _init_worker(source, vocab)
+            try:
+                for task in tasks:
+                    take(_encode_chunk(task))
+                    progress.update(done)
+                    if errors:
+                        break
+            finally:
+                _WORKER.clear()
+        else:
+            # With fork, every worker is started at the first submit, before
+            # the parent opens a record writer.
+            pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=min(num_workers, len(tasks)),
+                mp_context=multiprocessing.get_context(_start_method()),
+                initializer=_init_worker, initargs=(source, vocab))
+            try:
+                pending = {pool.submit(_encode_chunk, task) for task in tasks}
+                while pending:
+                    finished, pending = concurrent.futures.wait(
+                        pending, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED)
+                    for future in finished:
+                        take(future.result())
+                    if errors:
+                        # Chunks start in order, so the ones still running
                         # precede those cancelled here; their errors come first.
                         for other in pending:
                             other.cancel()
-                    else:
-                        on_result(result)
-                pending = {f for f in pending if not f.cancelled()}
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-    progress.update(counter.get(), force=True)
+                        pending = {f for f in pending if not f.cancelled()}
+                    progress.update(done)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        for writer in writers.values():
+            if writer.orders:  # unfinished
+                writer.abort()
+    progress.update(done, force=True)
     if errors and strict:
-        reason, message, path = min(errors, key=lambda r: r["index"])["error"]
+        reason, message, path = min(errors, key=lambda r: r["order"])["error"]
         raise DataError(reason, message, path)
 
 
@@ -524,7 +606,8 @@ def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str
                 progress: bool = True, num_words: int = text.DEFAULT_NUM_WORDS,
                 vocab_file: Optional[str] = None,
                 settings: Optional[Dict[str, Any]] = None,
-                train_order: str = "random") -> SplitStats:
+                train_order: str = "random",
+                chunk_size: int = DEFAULT_CHUNK_SIZE) -> SplitStats:
     """Writes the shards of one split into `out_dir` and records them in
     `out_dir/manifest.json`.
 
@@ -542,6 +625,8 @@ def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str
         records written with other settings are never mixed in.
       train_order: "random" writes a training split in the seeded order
         `training_permutation` (the default); "file" in the source's order.
+      chunk_size: expressions per worker task (`chunk_ranges`); the output
+        does not depend on it.
 
     Returns the split's SplitStats. Complete shards of an earlier run with the
     same inputs and settings (checksum as in the manifest) are kept.
@@ -595,17 +680,28 @@ def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str
         save()
 
     save()
-    tasks = []
+    def ref_key(expr: Expression) -> Tuple[Any, Any, Any]:
+        return (expr.image_id, expr.ref_id, expr.ann_id)
+
+    tasks: List[_ChunkTask] = []
+    writers: Dict[int, _ShardWriter] = {}
     for index, (lo, hi) in enumerate(shard_ranges(len(expressions), num_shards)):
-        if index not in complete:
-            tasks.append(_ShardTask(
-                index=index, path=os.path.join(out_dir, pipeline.shard_name(split, index,
-                                                                            num_shards)),
-                expressions=tuple(expressions[lo:hi]), padded=padded,
-                image_size=int(image_size), num_words=int(num_words), strict=strict))
+        if index in complete:
+            continue
+        shard = expressions[lo:hi]
+        orders = []
+        for a, b in chunk_ranges(len(shard), chunk_size,
+                                 lambda i, j: ref_key(shard[i]) == ref_key(shard[j])):
+            orders.append(len(tasks))
+            tasks.append(_ChunkTask(order=len(tasks), shard=index,
+                                    expressions=tuple(shard[a:b]), padded=padded,
+                                    image_size=int(image_size), num_words=int(num_words),
+                                    strict=strict))
+        path = os.path.join(out_dir, pipeline.shard_name(split, index, num_shards))
+        writers[index] = _ShardWriter(index, path, orders)
     meter = _Progress(f"{source.name} {split}", sum(len(t.expressions) for t in tasks),
                       progress and bool(tasks))
-    _run_tasks(tasks, source, vocab, num_workers, on_result, meter, strict)
+    _run_tasks(tasks, writers, source, vocab, num_workers, on_result, meter, strict)
 
     skipped: collections.Counter = collections.Counter()
     degenerate: collections.Counter = collections.Counter()
@@ -623,7 +719,7 @@ def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str
     save()
     stats = SplitStats(split=split, expressions=len(expressions), count=entry["count"],
                        skipped=entry["skipped"], skip_examples=examples,
-                       shards=entry["shards"], padded=padded, written_shards=len(tasks),
+                       shards=entry["shards"], padded=padded, written_shards=len(writers),
                        reused_shards=reused, seconds=time.monotonic() - start,
                        degenerate=entry["degenerate"], degenerate_records=degenerate_records)
     if progress:
