@@ -149,7 +149,8 @@ def expression_length(words: np.ndarray) -> int:
 
 def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
              tfrecord_dir: Optional[str] = None, out_dir: Optional[str] = None,
-             progress: bool = True, checkpoint: str = "") -> dict:
+             progress: bool = True, checkpoint: str = "",
+             runner: Optional[ModelRunner] = None) -> dict:
     """Scores `model` on `eval_config.split`; writes results.json / results.md to `out_dir`.
 
     Args:
@@ -160,6 +161,9 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
       tfrecord_dir: overrides `run_config.data.tfrecord_dir`.
       out_dir: where results.json / results.md (and figures) go; None writes nothing.
       checkpoint: recorded in the results.
+      runner: the `ModelRunner` that runs `model` (its tf.functions already
+        traced, e.g. by a benchmark's warm-up); None: `model_runner(model)`,
+        the model's cached one.
     Returns the results dict: `raw` (and `crf`, else None) metric summaries
     (`metrics.ScoreAccumulator.summary`: overall IoU, mean IoU,
     precision@X, length groups), `length_group_bounds`, counts, throughput
@@ -179,7 +183,8 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
     if eval_config.max_expressions:
         total = min(total, eval_config.max_expressions)
     dataset = pipeline.eval_dataset(data_cfg, eval_config.split).take(total)
-    runner = model_runner(model)
+    if runner is None:
+        runner = model_runner(model)
     predict = runner.shared_trunk if eval_config.shared_trunk else runner.per_expression
     raw, crf = metrics.ScoreAccumulator(), metrics.ScoreAccumulator()
     samples: List[dict] = []
