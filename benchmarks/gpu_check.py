@@ -183,12 +183,14 @@ def run_check(dry_run: bool, repeats: int, batch: int, budget_s: float,
         with tf.device("/CPU:0"):
             cpu_model = _build(cfg, "float32", weights)
             _, cpu_fb = suite.make_train_step(cpu_model, train_lib.make_optimizer(tcfg), False)
-            cpu_loss, cpu_grads, _ = cpu_fb(images, words, mask)
+            cpu_cls, cpu_reg, cpu_grads, _ = cpu_fb(images, words, mask)
+            cpu_loss = cpu_cls + cpu_reg
             cpu_flat = _flat_grads(cpu_grads)
         for name, (model, fb) in forward_backward_fns.items():
             model.set_weights(weights)  # the timed steps trained it
             with tf.device(device):
-                loss, grads, _ = fb(images, words, mask)
+                cls_loss, reg_loss, grads, _ = fb(images, words, mask)
+                loss = cls_loss + reg_loss
             err = _relative_error(_flat_grads(grads), cpu_flat)
             loss_err = abs(float(loss) - float(cpu_loss)) / max(abs(float(cpu_loss)), 1e-30)
             results["agreement"][name] = {

@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 from typing import Callable, Dict, List, Optional
-from unittest import mock
 
 from benchmarks import harness
 
@@ -261,44 +260,28 @@ def bench_head(settings: Settings) -> dict:
 
 
 def make_train_step(model, optimizer, jit_compile: bool = False):
-    """train_lib.train's replica step for one device (the library builds it
-    inside `train`, so it is rebuilt here from the same functions): the
-    release's loss (per-example sigmoid cross-entropy, mean over the batch, plus
-    weight decay on `decayed_kernels`), bias gradients doubled, Adam.
+    """`train_lib.make_train_step` (the step `train` runs) on one device, with
+    the release's recipe (`TrainConfig()`: weight decay, bias gradients
+    doubled) and the batch's own size as the global batch.
 
-    Returns (step(images, words, mask) -> loss, forward_backward tf.function).
+    Returns (step(images, words, mask) -> total loss float32 [], the library's
+    `forward_backward(images, words, mask) -> (cls_loss, reg_loss, grads,
+    counts)` tf.function, no update).
     """
-    import keras
     import tensorflow as tf
 
     from tf_rmi import train_lib
     from tf_rmi.config import TrainConfig
 
-    tcfg = TrainConfig()
-    trainable = model.trainable_variables
-    biases = list(model.bias_variables())
-    kernels = list(model.decayed_kernels())
-    loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-
-    @tf.function(jit_compile=jit_compile)
-    def forward_backward(images, words, mask):
-        with tf.GradientTape() as tape:
-            logits = tf.cast(model((images, words), training=True)["logits"], tf.float32)
-            cls_loss = tf.nn.compute_average_loss(train_lib.per_example_cls_loss(logits, mask),
-                                                  global_batch_size=int(images.shape[0]))
-            loss = cls_loss + train_lib.regularization_loss(kernels, tcfg.weight_decay)
-            scaled = optimizer.scale_loss(loss) if loss_scaling else loss
-        grads = tape.gradient(scaled, trainable)
-        return loss, grads, train_lib.accuracy_counts(logits, mask)
+    train_step = train_lib.make_train_step(model, optimizer,
+                                           TrainConfig(jit_compile=jit_compile))
 
     @tf.function
     def step(images, words, mask):
-        loss, grads, _ = forward_backward(images, words, mask)
-        grads = train_lib.scale_bias_gradients(grads, trainable, biases, tcfg.bias_lr_mult)
-        optimizer.apply_gradients(zip(grads, trainable))
-        return loss
+        cls_loss, reg_loss, _, _ = train_step.step({"images": images, "words": words}, mask)
+        return cls_loss + reg_loss
 
-    return step, forward_backward
+    return step, train_step.forward_backward
 
 
 def _train_inputs(cfg, num_words: int = 6):
@@ -498,12 +481,10 @@ def bench_eval(settings: Settings) -> dict:
         counts, stages = {}, {}
 
         def evaluate(shared: bool, crf: bool = False):
-            # evaluate() builds a new ModelRunner (new tf.functions) per call; hand
-            # it the traced one so that tracing stays out of the timed repeats.
-            with mock.patch.object(eval_lib, "model_runner", lambda _model: runner):
-                result = eval_lib.evaluate(model, run_config,
-                                           EvalConfig(split="test", shared_trunk=shared, crf=crf),
-                                           progress=False)
+            # The runner traced above: tracing stays out of the timed repeats.
+            result = eval_lib.evaluate(model, run_config,
+                                       EvalConfig(split="test", shared_trunk=shared, crf=crf),
+                                       progress=False, runner=runner)
             counts[shared] = result["expressions"]
             stages.setdefault((shared, crf), []).append(result["stage_seconds"])
 

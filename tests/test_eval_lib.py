@@ -223,3 +223,25 @@ def test_results_say_where_the_time_goes(setup):
     assert stages["model_trunk"] + stages["model_head"] <= stages["model"] + 1e-6
     parts = sum(v for k, v in stages.items() if not k.startswith("model_"))
     assert parts <= results["seconds"] + 1e-6
+
+
+def test_an_injected_runner_is_the_one_used(setup):
+    _, count, model, run_config = setup
+
+    class RecordingRunner(eval_lib.ModelRunner):
+        def __init__(self, model):
+            super().__init__(model)
+            self.expressions = 0
+
+        def shared_trunk(self, image, words):
+            self.expressions += len(words)
+            return super().shared_trunk(image, words)
+
+    runner = RecordingRunner(model)
+    injected = eval_lib.evaluate(model, run_config, EvalConfig(split="val"), progress=False,
+                                 runner=runner)
+    assert runner.expressions == count
+    assert injected["stage_seconds"]["model_trunk"] == runner.stage_seconds["trunk"]
+    default = eval_lib.evaluate(model, run_config, EvalConfig(split="val"), progress=False)
+    assert runner.expressions == count  # the default path builds (or reuses) its own
+    assert injected["raw"] == default["raw"]

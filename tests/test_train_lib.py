@@ -207,6 +207,52 @@ def test_first_adam_step_receives_doubled_bias_gradients(tfrecord_dir, tmp_path)
     assert checked[1.0] and checked[2.0]
 
 
+def test_public_train_step_makes_the_update_of_a_manual_tape_step():
+    """`make_train_step`'s step on one device equals the release's update
+    written out by hand: `loss_fn` on the batch, its gradients with bias
+    gradients doubled, one Adam step (checked through Adam's first moment,
+    0.1 x the applied gradient, and the updated weights)."""
+    from tf_rmi.models.segmenter import build_model
+
+    cfg = tiny_model_config(vocab_size=VOCAB_SIZE, num_words=T)
+    tcfg = TrainConfig(learning_rate=1e-3)
+    rng = np.random.RandomState(0)
+    images = tf.constant(rng.randn(2, SIZE, SIZE, 3).astype(np.float32) * 50)
+    words = tf.constant([[0, 8, 4], [0, 9, 6]], tf.int32)
+    mask = tf.constant(np.stack([_quadrant_mask(0), _quadrant_mask(2)])[..., None], tf.float32)
+
+    def fresh():
+        tf.keras.utils.set_random_seed(0)
+        return build_model(cfg), train_lib.make_optimizer(tcfg)
+
+    model, optimizer = fresh()
+    train_step = train_lib.make_train_step(model, optimizer, tcfg)
+    cls_loss, reg_loss, counts, stop = train_step.step({"images": images, "words": words}, mask)
+
+    reference, reference_optimizer = fresh()
+    variables = reference.trainable_variables
+    with tf.GradientTape() as tape:
+        logits = reference((images, words), training=True)["logits"]
+        total, cls_ref, reg_ref = train_lib.loss_fn(logits, mask, reference.decayed_kernels(),
+                                                    tcfg.weight_decay)
+    bias_ids = {id(v) for v in reference.bias_variables()}
+    grads = [g * 2.0 if id(v) in bias_ids else g
+             for g, v in zip(tape.gradient(total, variables), variables)]
+    reference_optimizer.apply_gradients(zip(grads, variables))
+
+    assert float(cls_loss) == pytest.approx(float(cls_ref), rel=1e-6)
+    assert float(reg_loss) == pytest.approx(float(reg_ref), rel=1e-6) and float(reg_loss) > 0
+    np.testing.assert_array_equal(counts.numpy(), train_lib.accuracy_counts(logits, mask).numpy())
+    assert not bool(stop)
+    assert [id(v) for v in train_step.variables] == [id(v) for v in model.trainable_variables]
+    for got, want, grad in zip(train_step.variables, variables, grads):
+        momentum = optimizer._momentums[optimizer._get_variable_index(got)].numpy()
+        np.testing.assert_allclose(momentum, 0.1 * tf.convert_to_tensor(grad).numpy(),
+                                   rtol=1e-4, atol=1e-7, err_msg=got.path)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-7,
+                                   err_msg=got.path)
+
+
 def test_trunk_learning_rate_mult_scales_only_the_small_trunks_steps():
     """One Adam step from the same weights and gradients: with the multiplier
     the small trunk's variables move by mult x the plain step, the rest alike."""

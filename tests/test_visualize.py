@@ -7,7 +7,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.conftest import decisive_tiny_model, tiny_model_config
-from tf_rmi import visualize
+from tf_rmi import inference, predict, visualize
 from tf_rmi.config import DataConfig, RunConfig
 from tf_rmi.data import image_ops
 from tf_rmi.data.text import Vocabulary, write_vocabulary
@@ -92,7 +92,7 @@ def test_word_response_maps_checks_the_map_count(tmp_path):
 
 def test_unpad_map_uses_the_inverse_geometry_of_the_masks():
     pred = np.random.RandomState(1).rand(64, 64) > 0.6
-    values = visualize.unpad_map(pred.astype(np.float64), 40, 56)
+    values = inference.unpad_map(pred.astype(np.float64), 40, 56)
     assert values.shape == (40, 56)
     np.testing.assert_array_equal(values != 0, image_ops.inverse_resize_and_pad(pred, 40, 56))
 
@@ -114,8 +114,8 @@ def test_figures_to_files_with_ground_truth_writes_three_kinds(tmp_path, rmi_mod
     gt = np.zeros((40, 56), np.uint8)
     gt[10:30, 10:40] = 255
     Image.fromarray(gt).save(tmp_path / "gt.png")
-    paths = visualize.figures_to_files(str(tmp_path / "pic.png"), SENTENCE, str(tmp_path / "out"),
-                                       str(run_dir), ground_truth=str(tmp_path / "gt.png"))
+    paths = predict.figures_to_files(str(tmp_path / "pic.png"), SENTENCE, str(tmp_path / "out"),
+                                     str(run_dir), ground_truth=str(tmp_path / "gt.png"))
     assert sorted(os.path.basename(p) for p in paths) == [
         "pic_png_fig5_per_word.png", "pic_png_fig6_response_maps.png", "pic_png_fig7_result.png"]
     assert sorted(os.listdir(tmp_path / "out")) == sorted(os.path.basename(p) for p in paths)
@@ -178,7 +178,7 @@ def test_fig6_heat_maps_share_one_scale_with_a_colour_bar(rmi_model):
         heat = [ax.images[1] for ax in fig.axes if len(ax.images) == 2]
         assert len(heat) == 5 and len({im.get_clim() for im in heat}) == 1
         lo, hi = heat[0].get_clim()
-        maps = [visualize.unpad_map(m, 40, 56) for m in out["word_response_maps"]]
+        maps = [inference.unpad_map(m, 40, 56) for m in out["word_response_maps"]]
         assert lo == pytest.approx(min(m.min() for m in maps))
         assert hi == pytest.approx(max(m.max() for m in maps))
     finally:
@@ -206,7 +206,7 @@ def test_saved_model_word_outputs_equal_the_run_path(kind, tmp_path):
         np.testing.assert_array_equal(a, b)
     if kind == "RMI":
         for a, b in zip(got["word_response_maps"], expected["word_response_maps"]):
-            np.testing.assert_allclose(a, visualize.unpad_map(b, 40, 56), atol=1e-4)
+            np.testing.assert_allclose(a, inference.unpad_map(b, 40, 56), atol=1e-4)
     else:
         assert "word_response_maps" not in got
 
@@ -215,6 +215,6 @@ def test_figures_to_files_writes_nothing_when_the_ground_truth_does_not_fit(tmp_
     Image.fromarray(_image()).save(tmp_path / "pic.png")
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / "gt.png")
     with pytest.raises(ValueError, match="Ground truth .* is 10x10 but the image is 40x56"):
-        visualize.figures_to_files(str(tmp_path / "pic.png"), SENTENCE, str(tmp_path / "out"),
-                                   str(tmp_path / "no_run"), ground_truth=str(tmp_path / "gt.png"))
+        predict.figures_to_files(str(tmp_path / "pic.png"), SENTENCE, str(tmp_path / "out"),
+                                 str(tmp_path / "no_run"), ground_truth=str(tmp_path / "gt.png"))
     assert not os.path.exists(tmp_path / "out")

@@ -89,7 +89,7 @@ def main(argv):
                                      FLAGS.checkpoint, FLAGS.saved_model, FLAGS.vocab_file,
                                      warn=warn)
         else:
-            from tf_rmi.visualize import figures_to_files
+            from tf_rmi.predict import figures_to_files
             paths = figures_to_files(FLAGS.image, FLAGS.expression, FLAGS.output_dir,
                                      FLAGS.checkpoint, FLAGS.ground_truth, FLAGS.vocab_file,
                                      saved_model=FLAGS.saved_model, warn=warn)

@@ -12,6 +12,7 @@ import os
 from typing import Any, Optional
 
 from tf_rmi import atomic_io
+from tf_rmi.inference import THRESHOLD
 
 CONFIG_FILENAME = "config.json"
 
@@ -157,10 +158,11 @@ class TrainConfig:
 
 @dataclasses.dataclass
 class EvalConfig:
-    """Scoring as the original: threshold 1e-9 on upsampled logits."""
+    """Scoring as the original: the upsampled logits thresholded at
+    `inference.THRESHOLD` (1e-9), mapped back, I and U at original size."""
 
     split: str = "val"
-    threshold: float = 1e-9
+    threshold: float = THRESHOLD
     crf: bool = False
     iou_thresholds: tuple = (0.5, 0.6, 0.7, 0.8, 0.9)
     num_length_groups: int = 4

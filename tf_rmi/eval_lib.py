@@ -2,8 +2,10 @@
 
 For each expression of an evaluation split (original-size image and mask):
 resize-and-pad the image to the model input, run the model, threshold the
-upsampled logits at 1e-9, map the prediction back with the inverse transform
-(non-zero rule) and score I and U at original resolution. With `crf`, the
+upsampled logits at `EvalConfig.threshold` (default `inference.THRESHOLD`, the
+original's 1e-9), map the prediction back with the inverse transform
+(non-zero rule; both steps `inference.logits_to_mask`) and score I and U at
+original resolution. With `crf`, the
 DenseCRF prediction is scored in the same pass (on the float32 sigmoid of the
 same logits, as the original's `model.sigm`). The expression-length breakdown
 of the paper's Tables 2-5 uses four groups of roughly equal size, where an
@@ -29,7 +31,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_rmi import atomic_io, metrics
+from tf_rmi import atomic_io, inference, metrics
 from tf_rmi.config import EvalConfig, RunConfig
 from tf_rmi.data import image_ops, paper_tables, pipeline
 
@@ -149,7 +151,8 @@ def expression_length(words: np.ndarray) -> int:
 
 def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
              tfrecord_dir: Optional[str] = None, out_dir: Optional[str] = None,
-             progress: bool = True, checkpoint: str = "") -> dict:
+             progress: bool = True, checkpoint: str = "",
+             runner: Optional[ModelRunner] = None) -> dict:
     """Scores `model` on `eval_config.split`; writes results.json / results.md to `out_dir`.
 
     Args:
@@ -160,6 +163,9 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
       tfrecord_dir: overrides `run_config.data.tfrecord_dir`.
       out_dir: where results.json / results.md (and figures) go; None writes nothing.
       checkpoint: recorded in the results.
+      runner: the `ModelRunner` that runs `model` (its tf.functions already
+        traced, e.g. by a benchmark's warm-up); None: `model_runner(model)`,
+        the model's cached one.
     Returns the results dict: `raw` (and `crf`, else None) metric summaries
     (`metrics.ScoreAccumulator.summary`: overall IoU, mean IoU,
     precision@X, length groups), `length_group_bounds`, counts, throughput
@@ -179,7 +185,8 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
     if eval_config.max_expressions:
         total = min(total, eval_config.max_expressions)
     dataset = pipeline.eval_dataset(data_cfg, eval_config.split).take(total)
-    runner = model_runner(model)
+    if runner is None:
+        runner = model_runner(model)
     predict = runner.shared_trunk if eval_config.shared_trunk else runner.per_expression
     raw, crf = metrics.ScoreAccumulator(), metrics.ScoreAccumulator()
     samples: List[dict] = []
@@ -203,9 +210,8 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
             break
         tick = time.perf_counter()
         image = group[0]["image"]
-        padded = image_ops.resize_and_pad(image, size)
+        padded, model_input = inference.preprocess_image(image, size)
         words = np.stack([r["words"] for r in group]).astype(np.int32)
-        model_input = image_ops.caffe_preprocess(padded)
         stages["resize_and_pad_input"] += time.perf_counter() - tick
         tick = time.perf_counter()
         logits = predict(model_input, words)
@@ -224,7 +230,7 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
             for reason in reasons:
                 degenerate[reason] = degenerate.get(reason, 0) + 1
             length = expression_length(record["words"])
-            pred = image_ops.inverse_resize_and_pad(up >= eval_config.threshold, h, w)
+            pred = inference.logits_to_mask(up, h, w, eval_config.threshold)
             score = raw.add(pred, gt, length)
             stages["threshold_inverse_transform_and_score"] += time.perf_counter() - tick
             tick = time.perf_counter()

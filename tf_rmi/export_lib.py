@@ -15,10 +15,12 @@ Signatures:
   with the accurate DCT, as Pillow, so pixels equal `tf_rmi.predict.load_image`'s)
   and a UTF-8 expression. Tokenisation, resize-and-pad (`tf_rmi.graph_ops`, equal to the
   numpy/Python versions), the model and the inverse transform all run in the
-  graph. Outputs:
-  `mask` uint8 [H, W]: the original's rule, upsampled logits >= 1e-9 on the
-  S x S input, mapped back with the original's inverse (the 0/1 map resized
-  bilinearly by max(H/S, W/S), centre crop, non-zero);
+  graph (`tf_rmi.inference`'s graph twins: the same pre- and post-processing
+  as evaluation and `tf_rmi.predict`). Outputs:
+  `mask` uint8 [H, W]: the original's rule, upsampled logits >=
+  `inference.THRESHOLD` (1e-9) on the S x S input, mapped back with the
+  original's inverse (the 0/1 map resized bilinearly by max(H/S, W/S), centre
+  crop, non-zero);
   `probabilities` float32 [H, W]: the sigmoid of the upsampled logits mapped
   back with the same inverse geometry (bilinear values, not thresholded), so
   it lines up with `mask` (which is a little more generous than p > 0.5,
@@ -63,16 +65,13 @@ from typing import Optional
 
 import tensorflow as tf
 
-from tf_rmi import atomic_io, graph_ops
+from tf_rmi import atomic_io, graph_ops, inference
 from tf_rmi.data import image_ops
 from tf_rmi.models.segmenter import resize_bilinear
 
-THRESHOLD = 1e-9
 # The largest image served (image_ops.MAX_IMAGE_PIXELS, 4096 x 4096): larger ones
 # are refused from their header, before decoding.
 MAX_IMAGE_PIXELS = image_ops.MAX_IMAGE_PIXELS
-# Magic numbers of the formats tf.io.decode_image reads.
-_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")
 
 
 class SegmentationServer(tf.Module):
@@ -93,11 +92,13 @@ class SegmentationServer(tf.Module):
     def _decode(self, image_bytes):
         """uint8 [H, W, 3]; InvalidArgument naming the problem for unreadable bytes."""
         head = tf.strings.substr(image_bytes, 0, 8)
+        # inference.sniff_image_format in graph ops: the formats tf.io.decode_image reads.
         known = tf.reduce_any([tf.equal(tf.strings.substr(image_bytes, 0, len(magic)), magic)
-                               for magic in _MAGIC])
+                               for magic in inference.IMAGE_MAGIC.values()])
         check = tf.debugging.Assert(known, [
             "image_bytes is not a JPEG, PNG, GIF or BMP image; its first bytes are", head])
-        is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 3), b"\xff\xd8\xff")
+        jpeg = inference.IMAGE_MAGIC["jpeg"]
+        is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, len(jpeg)), jpeg)
         with tf.control_dependencies([check]):
             height, width = _header_size(image_bytes, is_jpeg)
         small_enough = tf.debugging.Assert(
@@ -141,30 +142,21 @@ class SegmentationServer(tf.Module):
         pad = tf.fill([self.num_words - tf.size(tokens)], "")
         return tf.reshape(tf.concat([pad, tokens], 0), [self.num_words])
 
-    def _to_image(self, maps, h, w):
-        """[K, S, S] padded-domain maps -> float32 [K, h, w] with the original's
-        inverse geometry, as the mask: the whole map resized bilinearly (skimage
-        0.13, half-pixel centres) by max(h/S, w/S), then the centre crop."""
-        channels_last = tf.transpose(maps, [1, 2, 0])
-        values = graph_ops.inverse_resize_values_tf(channels_last, h, w)
-        return tf.cast(tf.transpose(values, [2, 0, 1]), tf.float32)
-
     def _run(self, image_bytes, expression, explain: bool):
         image = self._decode(image_bytes)
         words = self._encode(expression)
         h, w = tf.shape(image)[0], tf.shape(image)[1]
-        padded = graph_ops.resize_and_pad_tf(image, self.size)
-        inputs = image_ops.caffe_preprocess_tf(padded)[None]
+        inputs = inference.preprocess_image_tf(image, self.size)[None]
         word_maps = explain and self.is_rmi
         out = self.model.segment(self.model.visual_features(inputs), words[None],
                                  return_word_maps=word_maps)
         up = out["upsampled_logits"][0, :, :, 0]
-        mask = graph_ops.inverse_resize_and_pad_tf(up >= THRESHOLD, h, w)
+        mask = inference.logits_to_mask_tf(up, h, w)
         with tf.control_dependencies([words]):  # after _encode's input checks
             num_tokens = tf.size(graph_ops.tokenize_tf(expression))
         read = words[self.num_words - tf.minimum(num_tokens, self.num_words):]
         result = {"mask": tf.cast(mask, tf.uint8),
-                  "probabilities": self._to_image(tf.sigmoid(up)[None], h, w)[0],
+                  "probabilities": inference.unpad_maps_tf(tf.sigmoid(up)[None], h, w)[0],
                   "word_ids": words,
                   "num_unknown_words": tf.reduce_sum(
                       tf.cast(tf.equal(read, self.unk_id), tf.int32)),
@@ -172,11 +164,12 @@ class SegmentationServer(tf.Module):
         if explain:
             result["tokens"] = self._tokens(expression)
         if word_maps:
-            result["word_response_maps"] = self._to_image(out["word_response_maps"][0], h, w)
+            result["word_response_maps"] = inference.unpad_maps_tf(
+                out["word_response_maps"][0], h, w)
             word_up = resize_bilinear(out["word_logits"][0], (self.size, self.size),
                                       self.model.config.upsample)[..., 0]  # [T, S, S]
             result["word_masks"] = tf.cast(tf.stack(
-                [graph_ops.inverse_resize_and_pad_tf(word_up[t] >= THRESHOLD, h, w)
+                [inference.logits_to_mask_tf(word_up[t], h, w)
                  for t in range(self.num_words)]), tf.uint8)
         return result
 
@@ -220,8 +213,10 @@ def _header_size(image_bytes, is_jpeg):
     def not_jpeg():
         first = tf.strings.substr(image_bytes, 0, 2)
         return tf.case([
-            (tf.equal(first, b"\x89P"), lambda: tf.stack([big(20, 4), big(16, 4)])),
-            (tf.equal(first, b"GI"), lambda: tf.stack([little(8, 2), little(6, 2)]))],
+            (tf.equal(first, inference.IMAGE_MAGIC["png"][:2]),
+             lambda: tf.stack([big(20, 4), big(16, 4)])),
+            (tf.equal(first, inference.IMAGE_MAGIC["gif"][:2]),
+             lambda: tf.stack([little(8, 2), little(6, 2)]))],
             default=lambda: tf.stack([signed32(little(22, 4)), signed32(little(18, 4))]))
 
     size = tf.cond(is_jpeg,

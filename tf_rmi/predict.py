@@ -1,13 +1,14 @@
-"""Segment one image for one expression, from a run or from an exported SavedModel.
+"""Segment one image for one expression, from a run or from an exported
+SavedModel; the `tf_rmi predict` and `tf_rmi figures` commands.
 
-Library functions used by `tf_rmi predict` and the tests; no flags here.
+Library functions used by the command line and the tests; no flags here.
 
 Both predictors return the same thing for an RGB image: `(mask bool [H, W],
 probabilities float32 [H, W])`, the mask by the original's rule (upsampled
-logits >= 1e-9, mapped back with the inverse resize-and-pad) and the sigmoid
-map mapped back with the same inverse geometry. `RunPredictor` runs the
-preprocessing in numpy (`tf_rmi.data`), `SavedModelPredictor` in the exported
-graph (`tf_rmi.graph_ops`); they agree (tests/test_export.py).
+logits >= `inference.THRESHOLD`, mapped back with the inverse resize-and-pad)
+and the sigmoid map mapped back with the same inverse geometry. `RunPredictor`
+runs `tf_rmi.inference`'s numpy pre- and post-processing, `SavedModelPredictor`
+its graph twins inside the export; they agree (tests/test_export.py).
 
 The expression keeps the original's semantics (unknown words read as <unk>,
 only the first T tokens read); `ExpressionReport` says what was read so that
@@ -24,9 +25,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-THRESHOLD = 1e-9  # the original's test-time threshold on the upsampled logits
-# Formats the SavedModel decodes itself (tf.io.decode_image): PNG, JPEG, GIF, BMP.
-TF_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")
+from tf_rmi import inference
 
 
 def check_expression(expression: Union[str, bytes, None]) -> str:
@@ -208,18 +207,14 @@ class RunPredictor:
 
     def __call__(self, image: np.ndarray, expression: str) -> Tuple[np.ndarray, np.ndarray]:
         """(mask bool [H, W], probabilities float32 [H, W]) for uint8 [H, W(, C)]."""
-        from tf_rmi.data import image_ops
-        from tf_rmi.visualize import unpad_map
-
         cfg = self.model.config
-        rgb = image_ops.to_rgb(image)
-        h, w = rgb.shape[:2]
-        words = self.vocab.encode(expression, cfg.num_words)  # ValueError when blank
-        padded = image_ops.resize_and_pad(rgb, cfg.input_size)
-        out = self.model((image_ops.caffe_preprocess(padded)[None], words[None]))
+        # ValueError (EmptySentenceError) for a blank expression, before the model runs.
+        inputs = inference.prepare(image, expression, self.vocab, cfg.input_size, cfg.num_words)
+        h, w = inputs.original_size
+        out = self.model((inputs.image[None], inputs.words[None]))
         up = out["upsampled_logits"][0, ..., 0].numpy()
-        mask = image_ops.inverse_resize_and_pad(up >= THRESHOLD, h, w)
-        return mask, unpad_map(out["probabilities"][0, ..., 0].numpy(), h, w)
+        return (inference.logits_to_mask(up, h, w),
+                inference.unpad_map(out["probabilities"][0, ..., 0].numpy(), h, w))
 
 
 class SavedModelPredictor:
@@ -411,7 +406,7 @@ def predict_to_files(image_path: str, expression: Union[str, bytes], output_dir:
     if saved_model:
         with open(image_path, "rb") as f:
             data = f.read()
-        if not data.startswith(TF_IMAGE_MAGIC):
+        if inference.sniff_image_format(data) is None:
             data = predictor.encode_png(image)  # e.g. TIFF/WebP: sent as PNG
         mask, _ = predictor.predict_bytes(data, expression)  # decoded in the graph
         report = predictor.report(expression, predictor.last_outputs)
@@ -427,3 +422,65 @@ def predict_to_files(image_path: str, expression: Union[str, bytes], output_dir:
         for line in lines:
             warn(line)
     return write_outputs(image, mask, caption, output_dir, output_stem(image_path))
+
+
+def figures_to_files(image_path: str, sentence: str, output_dir: str,
+                     checkpoint: Optional[str] = None,
+                     ground_truth: Optional[str] = None,
+                     vocab_file: Optional[str] = None,
+                     saved_model: Optional[str] = None, warn=None) -> List[str]:
+    """The `tf_rmi figures` command: Fig. 6 (RMI) and Fig. 1/5 for one image and
+    expression, plus a Fig. 7 row (image | ground truth | prediction, IoU)
+    when a ground-truth mask image is given, from a run (`checkpoint`) or an
+    export (`saved_model`, through its `explain` signature). Everything is
+    checked before anything is written; `warn` gets the expression's warnings
+    (`ExpressionReport.warnings`). Returns the written paths."""
+    from tf_rmi import metrics, visualize
+    from tf_rmi.data import text
+
+    if bool(checkpoint) == bool(saved_model):
+        load_predictor(checkpoint, saved_model)  # raises the explanation
+    sentence = check_expression(sentence)
+    text.tokenize(sentence)  # EmptySentenceError before the model loads
+    image = load_image(image_path)
+    gt = None
+    if ground_truth:
+        gt = load_image(ground_truth)[..., 0] > 0
+        if gt.shape != image.shape[:2]:
+            raise ValueError(f"Ground truth {ground_truth} is {gt.shape[0]}x{gt.shape[1]} but "
+                             f"the image is {image.shape[0]}x{image.shape[1]}")
+    predictor = load_predictor(checkpoint, saved_model, vocab_file)
+    if saved_model:
+        with open(image_path, "rb") as f:
+            data = f.read()
+        if inference.sniff_image_format(data) is None:
+            data = predictor.encode_png(image)
+        outputs = visualize.saved_model_word_outputs(predictor, image, data, sentence)
+        report = predictor.report(sentence, outputs["outputs"])
+        image_domain = True
+    else:
+        outputs = visualize.word_outputs(predictor.model, predictor.vocab, image, sentence)
+        report = predictor.report(sentence)
+        image_domain = False
+    if warn is not None:
+        for line in report.warnings():
+            warn(line)
+    stem = output_stem(image_path)
+    figures = []  # (path, matplotlib figure): drawn first, then all saved
+    if "word_response_maps" in outputs:
+        figures.append((os.path.join(output_dir, f"{stem}_fig6_response_maps.png"),
+                        visualize.word_response_maps_figure(
+                            outputs["image"], outputs["tokens"], outputs["word_response_maps"],
+                            outputs["final_mask"], image_domain)))
+    figures.append((os.path.join(output_dir, f"{stem}_fig5_per_word.png"),
+                    visualize.segmentation_per_word_figure(outputs["image"], outputs["tokens"],
+                                                           outputs["word_masks"])))
+    if gt is not None:
+        prediction = outputs["final_mask"]
+        inter, union = metrics.intersection_and_union(prediction, gt)
+        figures.append((os.path.join(output_dir, f"{stem}_fig7_result.png"),
+                        visualize.results_grid_figure([{"image": image, "mask": gt,
+                                                        "prediction": prediction,
+                                                        "sentence": report.caption(),
+                                                        "iou": inter / max(union, 1)}])))
+    return visualize.save_figures(figures)

@@ -46,7 +46,7 @@ import signal
 import tempfile
 import threading
 import time
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -220,6 +220,127 @@ def scale_bias_gradients(grads: List, variables: List, bias_variables: Iterable,
     bias_ids = {id(v) for v in bias_variables}
     return [g * tf.cast(multiplier, g.dtype) if (g is not None and id(v) in bias_ids) else g
             for g, v in zip(grads, variables)]
+
+
+# -------------------------------------------------------------- training step
+
+
+def replica_losses(logits: tf.Tensor, mask: tf.Tensor, decayed_kernels: Iterable,
+                   weight_decay: float, global_batch_size: int,
+                   num_replicas: int = 1) -> Tuple[tf.Tensor, tf.Tensor]:
+    """One replica's share of the release's cost: (cls_loss, reg_loss) float32 scalars.
+
+    logits [n,h,w,1] float32 and mask [n,S,S,1] hold this replica's n examples.
+    cls_loss: `per_example_cls_loss` summed over them and divided by
+    `global_batch_size` (`tf.nn.compute_average_loss`); reg_loss:
+    `regularization_loss(decayed_kernels, weight_decay) / num_replicas`. Summed
+    over the replicas (the optimizer sums their gradients) the two give
+    `loss_fn` of the global batch: the release's batch-mean cost plus weight
+    decay, counted once.
+    """
+    cls_loss = tf.nn.compute_average_loss(per_example_cls_loss(logits, mask),
+                                          global_batch_size=global_batch_size)
+    # Added once in total: each replica carries 1/num_replicas of it.
+    reg_loss = regularization_loss(decayed_kernels, weight_decay) / num_replicas
+    return cls_loss, reg_loss
+
+
+def apply_update(optimizer, grads: List, variables: List, bias_variables: Iterable,
+                 bias_lr_mult: float) -> None:
+    """The release's update: bias gradients times `bias_lr_mult` (its
+    `var_lr_mult` of 2 on `biases`), then one optimizer step. `grads` as
+    `tape.gradient(scaled loss, variables)`: a LossScaleOptimizer unscales them."""
+    grads = scale_bias_gradients(grads, variables, bias_variables, bias_lr_mult)
+    optimizer.apply_gradients(zip(grads, variables))
+
+
+class TrainStep(NamedTuple):
+    """What `make_train_step` builds.
+
+    step(features, mask, stop=None) -> (cls_loss, reg_loss, counts, stop_any):
+      one update of the whole (global) batch under the strategy (a
+      tf.function). features: {"images": float32 [N,S,S,3] Caffe-preprocessed,
+      "words": int32 [N,T]} and mask float32 [N,S,S,1], as `pipeline.train_dataset`
+      gives them (distributed or not); stop: int32 [] (a preemption notice,
+      default 0). Returns the replica-summed cls_loss and reg_loss (float32 [],
+      their sum is `loss_fn`'s total), `accuracy_counts` float32 [4] and
+      stop_any bool [] (any replica / worker asked to stop).
+    forward_backward(images, words, mask) -> (cls_loss, reg_loss, grads, counts):
+      one replica's forward and backward pass, no update (a tf.function,
+      XLA-compiled with `jit_compile`): its `replica_losses`, the gradients of
+      the (loss-scaled, under mixed_float16) total wrt `variables`, and its
+      `accuracy_counts`.
+    variables: the variables updated (the model's trainable ones when built).
+    """
+
+    step: Callable
+    forward_backward: Callable
+    variables: List
+
+
+def make_train_step(model, optimizer, train_cfg: TrainConfig,
+                    strategy: Optional[tf.distribute.Strategy] = None,
+                    global_batch_size: Optional[int] = None,
+                    step_var: Optional[tf.Variable] = None) -> TrainStep:
+    """The training step of `train` (the release's `train_op`), as a `TrainStep`.
+
+    Loss: `replica_losses` (mean per-example sigmoid cross-entropy over the
+    global batch, plus weight decay on `model.decayed_kernels()`), scaled
+    by a LossScaleOptimizer (mixed_float16) before the gradients; update:
+    `apply_update` (bias gradients times `train_cfg.bias_lr_mult`, then
+    `optimizer`), per replica through `strategy.run`, losses and counts summed
+    over replicas. Only `model.trainable_variables` as they are now train: a
+    frozen trunk (`build_training_state` freezes a pretrained small trunk; the
+    ResNet trunk always is) gets no gradient and no decay.
+
+    strategy: default `tf.distribute.get_strategy()` (one device when no
+    scope is entered). global_batch_size: the divisor of the summed
+    per-example losses; default, the batch's own static size times the
+    replicas (`train` passes `batch_size x replicas`). step_var: an int64
+    variable incremented once per step (the checkpointed step), or None.
+    `train_cfg.jit_compile` XLA-compiles `forward_backward`.
+    """
+    if strategy is None:
+        strategy = tf.distribute.get_strategy()
+    num_replicas = strategy.num_replicas_in_sync
+    variables = list(model.trainable_variables)
+    bias_variables = list(model.bias_variables())
+    decayed_kernels = list(model.decayed_kernels())
+    loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    @tf.function(jit_compile=bool(train_cfg.jit_compile))
+    def forward_backward(images, words, mask):
+        batch = (global_batch_size if global_batch_size is not None
+                 else int(images.shape[0]) * num_replicas)
+        with tf.GradientTape() as tape:
+            outputs = model((images, words), training=True)
+            logits = tf.cast(outputs["logits"], tf.float32)
+            cls_loss, reg_loss = replica_losses(logits, mask, decayed_kernels,
+                                                train_cfg.weight_decay, batch, num_replicas)
+            loss = cls_loss + reg_loss
+            scaled = optimizer.scale_loss(loss) if loss_scaling else loss
+        grads = tape.gradient(scaled, variables)
+        return cls_loss, reg_loss, grads, accuracy_counts(logits, mask)
+
+    def replica_step(features, mask, stop):
+        cls_loss, reg_loss, grads, counts = forward_backward(
+            features["images"], features["words"], mask)
+        apply_update(optimizer, grads, variables, bias_variables, train_cfg.bias_lr_mult)
+        return cls_loss, reg_loss, counts, tf.identity(stop)
+
+    @tf.function
+    def step(features, mask, stop=None):
+        if stop is None:
+            stop = tf.constant(0, tf.int32)
+        per_replica = strategy.run(replica_step, args=(features, mask, stop))
+        cls_loss, reg_loss, counts, stops = [
+            strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in per_replica]
+        if step_var is not None:
+            step_var.assign_add(1)
+        # Any worker's stop request reaches all of them in the same step.
+        return cls_loss, reg_loss, counts, stops > 0
+
+    return TrainStep(step, forward_backward, variables)
 
 
 # ------------------------------------------------------------------- config
@@ -753,7 +874,6 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
 
         with strategy.scope():
             model, optimizer, step_var, checkpoint = build_training_state(run_config)
-            trainable = list(model.trainable_variables)
         checkpoint_dir = run_dir_lib.checkpoint_dir(run_dir)
         if is_chief:
             write_dir = checkpoint_dir
@@ -790,39 +910,10 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
             dataset = dataset.with_options(options)
         dist_dataset = strategy.experimental_distribute_dataset(dataset)
 
-        bias_variables = list(model.bias_variables())
-        decayed_kernels = list(model.decayed_kernels())
-        loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-
-        @tf.function(jit_compile=bool(tcfg.jit_compile))
-        def forward_backward(images, words, mask):
-            with tf.GradientTape() as tape:
-                outputs = model((images, words), training=True)
-                logits = tf.cast(outputs["logits"], tf.float32)
-                cls_loss = tf.nn.compute_average_loss(per_example_cls_loss(logits, mask),
-                                                      global_batch_size=global_batch)
-                # Added once in total: each replica carries 1/num_replicas of it.
-                reg_loss = regularization_loss(decayed_kernels, tcfg.weight_decay) / num_replicas
-                loss = cls_loss + reg_loss
-                scaled = optimizer.scale_loss(loss) if loss_scaling else loss
-            grads = tape.gradient(scaled, trainable)
-            return cls_loss, reg_loss, grads, accuracy_counts(logits, mask)
-
-        def replica_step(features, mask, stop):
-            cls_loss, reg_loss, grads, counts = forward_backward(
-                features["images"], features["words"], mask)
-            grads = scale_bias_gradients(grads, trainable, bias_variables, tcfg.bias_lr_mult)
-            optimizer.apply_gradients(zip(grads, trainable))
-            return cls_loss, reg_loss, counts, tf.identity(stop)
-
-        @tf.function
-        def distributed_step(features, mask, stop):
-            per_replica = strategy.run(replica_step, args=(features, mask, stop))
-            cls_loss, reg_loss, counts, stops = [
-                strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in per_replica]
-            step_var.assign_add(1)
-            # Any worker's stop request reaches all of them in the same step.
-            return cls_loss, reg_loss, counts, stops > 0
+        # The replica step: the loss, gradients and update of the release (make_train_step).
+        distributed_step = make_train_step(model, optimizer, tcfg, strategy=strategy,
+                                           global_batch_size=global_batch,
+                                           step_var=step_var).step
 
         validator = Validator(model, run_config, run_dir, tf.train.Checkpoint(model=model))
         if not is_chief:

@@ -10,16 +10,21 @@
 Masks are drawn by `overlay`: a light tint and a solid outline in the palette
 colour farthest from the object's own colours (a red object gets no red mask),
 at the image's resolution.
+
+The model's input and the masks and maps at the image's size come from
+`tf_rmi.inference` (the same pre- and post-processing as evaluation and
+prediction); this module imports nothing from `predict` or `eval_lib` (the
+`tf_rmi figures` command, which loads a predictor, is `predict.figures_to_files`).
 """
 from __future__ import annotations
 
 import os
 import textwrap
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 
-THRESHOLD = 1e-9  # the original's test-time threshold on the upsampled logits
+from tf_rmi import inference
 
 
 def pyplot():
@@ -70,22 +75,6 @@ def save_figures(figures: Sequence) -> List[str]:
             if os.path.exists(tmp):
                 os.remove(tmp)
     return [path for path, _ in figures]
-
-
-def unpad_map(padded: np.ndarray, h: int, w: int) -> np.ndarray:
-    """float32 [h, w]: a continuous [S, S] padded-domain map mapped back to the
-    image with the original's inverse geometry (the whole map resized
-    bilinearly as 2017 skimage by max(h/S, w/S), centre crop), as the masks
-    and the SavedModel's `probabilities` / `word_response_maps`."""
-    from tf_rmi.data.image_ops import skimage_resize
-
-    padded = np.asarray(padded, np.float64)
-    if padded.ndim != 2 or padded.shape[0] != padded.shape[1]:
-        raise ValueError(f"A padded-domain map must be [S, S], got shape {padded.shape}")
-    size = padded.shape[0]
-    resized = int(np.round(size * max(h / size, w / size)))
-    crop = ((resized - h) // 2, (resized - w) // 2, h, w)
-    return skimage_resize(padded, (resized, resized), crop=crop).astype(np.float32)
 
 
 # Mask colours: the one farthest from the pixels under and around the mask is
@@ -261,7 +250,7 @@ def plot_word_response_maps(image: np.ndarray, tokens: Sequence[str],
 
     image: uint8 [H, W, 3]; tokens: the n non-pad tokens; response_maps:
     [n, S, S] padded-domain maps of those steps, in order (mapped back with
-    `unpad_map`), or [n, H, W] already at the image's size with
+    `inference.unpad_map`), or [n, H, W] already at the image's size with
     `image_domain` (the SavedModel's `explain`); final_mask: bool [H, W].
     Returns the panel count (n + 1).
     """
@@ -278,7 +267,7 @@ def word_response_maps_figure(image: np.ndarray, tokens: Sequence[str],
     n = len(tokens)
     if len(response_maps) != n:
         raise ValueError(f"{len(response_maps)} response maps for {n} words")
-    maps = [np.asarray(r, np.float32) if image_domain else unpad_map(r, h, w)
+    maps = [np.asarray(r, np.float32) if image_domain else inference.unpad_map(r, h, w)
             for r in response_maps]
     lo = min((float(m.min()) for m in maps), default=0.0)
     hi = max((float(m.max()) for m in maps), default=1.0)
@@ -371,24 +360,23 @@ def word_outputs(model, vocab, image: np.ndarray, sentence: str) -> Dict:
     """
     import tensorflow as tf
 
-    from tf_rmi.data import image_ops, text
+    from tf_rmi.data import text
     from tf_rmi.models.segmenter import resize_bilinear
 
     cfg = model.config
-    rgb = image_ops.to_rgb(image)
-    h, w = rgb.shape[:2]
+    inputs = inference.prepare(image, sentence, vocab, cfg.input_size, cfg.num_words)
+    h, w = inputs.original_size
+    words = inputs.words
     tokens = text.tokenize(sentence)[:cfg.num_words]
-    words = vocab.encode(sentence, cfg.num_words)
-    padded = image_ops.resize_and_pad(rgb, cfg.input_size)
-    visual = model.visual_features(image_ops.caffe_preprocess(padded)[None])
+    visual = model.visual_features(inputs.image[None])
     steps = [t for t in range(cfg.num_words) if words[t] != 0]
-    result = {"image": rgb, "tokens": tokens[:len(steps)]}
+    result = {"image": inputs.rgb, "tokens": tokens[:len(steps)]}
     if cfg.model == "RMI":
         out = model.segment(visual, words[None], return_word_maps=True)
         word_up = resize_bilinear(out["word_logits"][0], (cfg.input_size, cfg.input_size),
                                   cfg.upsample).numpy()
-        result["word_masks"] = [image_ops.inverse_resize_and_pad(
-            word_up[t, ..., 0] >= THRESHOLD, h, w) for t in steps]
+        result["word_masks"] = [inference.logits_to_mask(word_up[t, ..., 0], h, w)
+                                for t in steps]
         result["word_response_maps"] = out["word_response_maps"][0].numpy()[steps]
     else:
         out = model.segment(visual, words[None])
@@ -399,10 +387,9 @@ def word_outputs(model, vocab, image: np.ndarray, sentence: str) -> Dict:
             partial = words.copy()
             partial[t + 1:] = 0
             up = model.segment(visual, tf.constant(partial[None]))["upsampled_logits"]
-            result["word_masks"].append(
-                image_ops.inverse_resize_and_pad(up[0, ..., 0].numpy() >= THRESHOLD, h, w))
-    result["final_mask"] = image_ops.inverse_resize_and_pad(
-        out["upsampled_logits"][0, ..., 0].numpy() >= THRESHOLD, h, w)
+            result["word_masks"].append(inference.logits_to_mask(up[0, ..., 0].numpy(), h, w))
+    result["final_mask"] = inference.logits_to_mask(
+        out["upsampled_logits"][0, ..., 0].numpy(), h, w)
     return result
 
 
@@ -462,77 +449,12 @@ def saved_model_word_outputs(predictor, image: np.ndarray, image_bytes: bytes,
     h, w = result["image"].shape[:2]
     size = int(predictor.signatures["segment_batch"].structured_input_signature[1]
                ["images"].shape[1])
-    padded = image_ops.resize_and_pad(result["image"], size)
+    _, model_image = inference.preprocess_image(result["image"], size)
     partial = np.zeros((len(steps), len(words)), np.int32)
     for row, t in enumerate(steps):
         partial[row, :t + 1] = words[:t + 1]
-    images = np.repeat(image_ops.caffe_preprocess(padded)[None], len(steps), axis=0)
+    images = np.repeat(model_image[None], len(steps), axis=0)
     up = predictor.signatures["segment_batch"](
         images=tf.constant(images, tf.float32), words=tf.constant(partial))["upsampled_logits"]
-    result["word_masks"] = [image_ops.inverse_resize_and_pad(u[..., 0] >= THRESHOLD, h, w)
-                            for u in up.numpy()]
+    result["word_masks"] = [inference.logits_to_mask(u[..., 0], h, w) for u in up.numpy()]
     return result
-
-
-def figures_to_files(image_path: str, sentence: str, output_dir: str,
-                     checkpoint: Optional[str] = None,
-                     ground_truth: Optional[str] = None,
-                     vocab_file: Optional[str] = None,
-                     saved_model: Optional[str] = None, warn=None) -> List[str]:
-    """The `tf_rmi figures` command: Fig. 6 (RMI) and Fig. 1/5 for one image and
-    expression, plus a Fig. 7 row (image | ground truth | prediction, IoU)
-    when a ground-truth mask image is given, from a run (`checkpoint`) or an
-    export (`saved_model`, through its `explain` signature). Everything is
-    checked before anything is written; `warn` gets the expression's warnings
-    (`tf_rmi.predict.ExpressionReport.warnings`). Returns the written paths."""
-    from tf_rmi import metrics
-    from tf_rmi.data import text
-    from tf_rmi.predict import (TF_IMAGE_MAGIC, check_expression, load_image, load_predictor,
-                                output_stem)
-
-    if bool(checkpoint) == bool(saved_model):
-        load_predictor(checkpoint, saved_model)  # raises the explanation
-    sentence = check_expression(sentence)
-    text.tokenize(sentence)  # EmptySentenceError before the model loads
-    image = load_image(image_path)
-    gt = None
-    if ground_truth:
-        gt = load_image(ground_truth)[..., 0] > 0
-        if gt.shape != image.shape[:2]:
-            raise ValueError(f"Ground truth {ground_truth} is {gt.shape[0]}x{gt.shape[1]} but "
-                             f"the image is {image.shape[0]}x{image.shape[1]}")
-    predictor = load_predictor(checkpoint, saved_model, vocab_file)
-    if saved_model:
-        with open(image_path, "rb") as f:
-            data = f.read()
-        if not data.startswith(TF_IMAGE_MAGIC):
-            data = predictor.encode_png(image)
-        outputs = saved_model_word_outputs(predictor, image, data, sentence)
-        report = predictor.report(sentence, outputs["outputs"])
-        image_domain = True
-    else:
-        outputs = word_outputs(predictor.model, predictor.vocab, image, sentence)
-        report = predictor.report(sentence)
-        image_domain = False
-    if warn is not None:
-        for line in report.warnings():
-            warn(line)
-    stem = output_stem(image_path)
-    figures = []  # (path, matplotlib figure): drawn first, then all saved
-    if "word_response_maps" in outputs:
-        figures.append((os.path.join(output_dir, f"{stem}_fig6_response_maps.png"),
-                        word_response_maps_figure(outputs["image"], outputs["tokens"],
-                                                  outputs["word_response_maps"],
-                                                  outputs["final_mask"], image_domain)))
-    figures.append((os.path.join(output_dir, f"{stem}_fig5_per_word.png"),
-                    segmentation_per_word_figure(outputs["image"], outputs["tokens"],
-                                                 outputs["word_masks"])))
-    if gt is not None:
-        prediction = outputs["final_mask"]
-        inter, union = metrics.intersection_and_union(prediction, gt)
-        figures.append((os.path.join(output_dir, f"{stem}_fig7_result.png"),
-                        results_grid_figure([{"image": image, "mask": gt,
-                                              "prediction": prediction,
-                                              "sentence": report.caption(),
-                                              "iou": inter / max(union, 1)}])))
-    return save_figures(figures)
