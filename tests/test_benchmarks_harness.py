@@ -1,5 +1,7 @@
 """The benchmark harness's logic and the suite's counting (no timing assertions)."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -190,3 +192,16 @@ def test_head_benchmark_functions_compute_every_gradient_when_traced():
     grads = tf.function(forward_backward)()
     assert len(grads) == len(head_vars)
     assert all(float(tf.reduce_sum(tf.abs(g))) > 0 for g in grads)
+
+
+def test_peak_memory_of_a_child_is_its_own_not_its_large_parents():
+    # The memory benchmark runs in a child of the (large) benchmark runner;
+    # getrusage's ru_maxrss would report the parent's size at the fork.
+    ballast = np.ones(2 ** 28, np.float32)  # 1 GiB, every page touched
+    code = ("import resource; from benchmarks.suite import peak_rss_gib; "
+            "print(peak_rss_gib(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=suite.REPO_ROOT, timeout=120).stdout.split()
+    own, inherited = float(out[0]), float(out[1])
+    assert ballast.sum() > 0
+    assert own < 0.5 and inherited >= 1.0
