@@ -16,6 +16,8 @@ import time
 
 from absl import app, flags
 
+from tf_rmi.errors import clean_exit
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("name", None, "Run name (runs/<name> under --work_dir).")
 flags.DEFINE_string("work_dir", "experiments/ablations/work", "Records and runs (git-ignored).")
@@ -40,6 +42,7 @@ flags.DEFINE_integer("eval_max_expressions", 200, "Validation expressions per va
 flags.mark_flag_as_required("name")
 
 
+@clean_exit("demo_ablation")
 def main(argv):
     del argv
     from tf_rmi import train_lib

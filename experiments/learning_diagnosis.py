@@ -31,6 +31,8 @@ import time
 import numpy as np
 from absl import app, flags
 
+from tf_rmi.errors import clean_exit
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("name", None, "Run name (runs/<name> under --work_dir).")
 flags.DEFINE_string("work_dir", "experiments/ablations/work", "Records and runs (git-ignored).")
@@ -123,6 +125,7 @@ def _pretrained_trunk(data: str, shapes_args: dict) -> str:
     return out
 
 
+@clean_exit("learning_diagnosis")
 def main(argv):
     del argv
     from tf_rmi import eval_lib, train_lib

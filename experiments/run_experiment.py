@@ -16,6 +16,7 @@ import os
 from absl import app, flags
 
 from tf_rmi import experiment_lib
+from tf_rmi.errors import clean_exit
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", None, "Experiment config JSON (experiments/configs/).")
@@ -32,6 +33,7 @@ flags.DEFINE_string("configs_dir", None, "Experiment configs (default: the --con
                     "folder, else experiments/configs).")
 
 
+@clean_exit("run_experiment")
 def main(argv):
     del argv
     if not FLAGS.table_only:

@@ -12,11 +12,11 @@ The work is `tf_rmi.data.preprocess_lib.preprocess`.
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app, flags
 
 from tf_rmi import config
+from tf_rmi.errors import clean_exit
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("dataset", "shapes", list(config.SPLITS_FOR_DATASET), "Dataset to write.")
@@ -38,18 +38,15 @@ flags.DEFINE_bool("strict", False, "Stop at the first bad sample instead of skip
 flags.DEFINE_integer("seed", 0, "Seed of the synthetic shapes dataset.")
 
 
+@clean_exit("build_data")  # DataError: a bad sample under --strict
 def main(argv):
     del argv
     from tf_rmi.data import preprocess_lib
-    from tf_rmi.data.sources import DataError
 
-    try:
-        stats = preprocess_lib.preprocess(
-            FLAGS.dataset, FLAGS.data_root, FLAGS.output_dir, FLAGS.splits, FLAGS.vocab_file,
-            FLAGS.build_vocab, FLAGS.min_count, FLAGS.num_shards, FLAGS.num_workers,
-            FLAGS.image_size, FLAGS.num_words, FLAGS.strict, FLAGS.seed)
-    except (OSError, ValueError, DataError) as err:  # OSError: also an unwritable output_dir
-        sys.exit(f"build_data: {err}")
+    stats = preprocess_lib.preprocess(
+        FLAGS.dataset, FLAGS.data_root, FLAGS.output_dir, FLAGS.splits, FLAGS.vocab_file,
+        FLAGS.build_vocab, FLAGS.min_count, FLAGS.num_shards, FLAGS.num_workers,
+        FLAGS.image_size, FLAGS.num_words, FLAGS.strict, FLAGS.seed)
     total = sum(s.count for s in stats.values())
     print(f"Wrote {total} records of {FLAGS.dataset} ({', '.join(stats)}) to "
           f"{os.path.join(FLAGS.output_dir, FLAGS.dataset)}")

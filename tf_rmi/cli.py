@@ -16,6 +16,7 @@ import sys
 
 from absl import app, flags
 
+from tf_rmi.errors import clean_exit
 from tf_rmi.usage import HELP_ARGS, flag_lines
 
 FLAGS = flags.FLAGS
@@ -82,7 +83,7 @@ def main(argv):
     def warn(message):
         print(f"tf_rmi {command}: warning: {message}", file=sys.stderr, flush=True)
 
-    try:
+    with clean_exit(f"tf_rmi {command}"):
         if command == "predict":
             from tf_rmi.predict import predict_to_files
             paths = predict_to_files(FLAGS.image, FLAGS.expression, FLAGS.output_dir,
@@ -93,8 +94,6 @@ def main(argv):
             paths = figures_to_files(FLAGS.image, FLAGS.expression, FLAGS.output_dir,
                                      FLAGS.checkpoint, FLAGS.ground_truth, FLAGS.vocab_file,
                                      saved_model=FLAGS.saved_model, warn=warn)
-    except (OSError, ValueError) as err:
-        sys.exit(f"tf_rmi {command}: {err}")
     for path in paths:
         print(path)
 

@@ -6,11 +6,11 @@ Flags fill `demo_lib.DemoConfig`; everything else is `tf_rmi.demo_lib`.
                           [--nopretrain_trunk] [--pretrain_steps=N]
 """
 import dataclasses
-import sys
 
 from absl import app, flags
 
 from tf_rmi import demo_lib
+from tf_rmi.errors import clean_exit
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "experiments/demo", "Tables and figures.")
@@ -25,6 +25,7 @@ flags.DEFINE_bool("pretrain_trunk", None, "Pretrain the small trunk and freeze i
 flags.DEFINE_integer("pretrain_steps", None, "Trunk pretraining steps (default: DemoConfig's).")
 
 
+@clean_exit("demo")
 def main(argv):
     del argv
     cfg = demo_lib.DemoConfig()
@@ -36,11 +37,8 @@ def main(argv):
         cfg = dataclasses.replace(cfg, pretrain_trunk=FLAGS.pretrain_trunk)
     if FLAGS.pretrain_steps:
         cfg = dataclasses.replace(cfg, pretrain_steps=FLAGS.pretrain_steps)
-    try:
-        summary = demo_lib.run_demo(cfg, FLAGS.output_dir, FLAGS.work_dir, FLAGS.crf,
-                                    FLAGS.num_train_images, FLAGS.num_test_images)
-    except (FileNotFoundError, ValueError) as err:
-        sys.exit(f"demo: {err}")
+    summary = demo_lib.run_demo(cfg, FLAGS.output_dir, FLAGS.work_dir, FLAGS.crf,
+                                FLAGS.num_train_images, FLAGS.num_test_images)
     print("\n" + demo_lib.summary_markdown(summary))
     print(f"Tables and figures: {FLAGS.output_dir}/")
 

@@ -11,9 +11,10 @@ run's config.json says (relative to the directory training ran in) unless
 --tfrecord_dir names them: a run directory evaluates from anywhere with it.
 """
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
+
+from tf_rmi.errors import clean_exit
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "Run directory or checkpoint prefix.")
@@ -28,32 +29,30 @@ flags.DEFINE_integer("visualize", 0, "Write Fig. 7 style figures of the first N.
 flags.mark_flag_as_required("checkpoint")
 
 
+@clean_exit("evaluate")
 def main(argv):
     del argv
     from tf_rmi import eval_lib
     from tf_rmi.config import EvalConfig, RunConfig
     from tf_rmi.run_dir import resolve_checkpoint, restore_model
 
-    try:
-        run_config = RunConfig.load(resolve_checkpoint(FLAGS.checkpoint)[0])
-        records = FLAGS.tfrecord_dir or run_config.data.tfrecord_dir
-        if not os.path.isdir(records):
-            raise FileNotFoundError(
-                f"No records directory {records}" + ("" if FLAGS.tfrecord_dir else
-                " (the run's tfrecord_dir" + ("" if os.path.isabs(records) else
-                f", relative to where training ran; looked up from {os.getcwd()}") + ")")
-                + ": pass --tfrecord_dir=<the directory holding "
-                f"{run_config.data.dataset}/{FLAGS.split}-*.tfrecord>")
-        model, run_config, prefix = restore_model(FLAGS.checkpoint)
-        out_dir = FLAGS.output_dir or eval_lib.default_output_dir(
-            prefix, FLAGS.split, crf=FLAGS.crf, max_expressions=FLAGS.max_expressions)
-        eval_cfg = EvalConfig(split=FLAGS.split, crf=FLAGS.crf, visualize=FLAGS.visualize,
-                              max_expressions=FLAGS.max_expressions,
-                              shared_trunk=not FLAGS.per_expression)
-        results = eval_lib.evaluate(model, run_config, eval_cfg, FLAGS.tfrecord_dir,
-                                    out_dir=out_dir, checkpoint=prefix)
-    except (FileNotFoundError, ValueError) as err:
-        sys.exit(f"evaluate: {err}")
+    run_config = RunConfig.load(resolve_checkpoint(FLAGS.checkpoint)[0])
+    records = FLAGS.tfrecord_dir or run_config.data.tfrecord_dir
+    if not os.path.isdir(records):
+        raise FileNotFoundError(
+            f"No records directory {records}" + ("" if FLAGS.tfrecord_dir else
+            " (the run's tfrecord_dir" + ("" if os.path.isabs(records) else
+            f", relative to where training ran; looked up from {os.getcwd()}") + ")")
+            + ": pass --tfrecord_dir=<the directory holding "
+            f"{run_config.data.dataset}/{FLAGS.split}-*.tfrecord>")
+    model, run_config, prefix = restore_model(FLAGS.checkpoint)
+    out_dir = FLAGS.output_dir or eval_lib.default_output_dir(
+        prefix, FLAGS.split, crf=FLAGS.crf, max_expressions=FLAGS.max_expressions)
+    eval_cfg = EvalConfig(split=FLAGS.split, crf=FLAGS.crf, visualize=FLAGS.visualize,
+                          max_expressions=FLAGS.max_expressions,
+                          shared_trunk=not FLAGS.per_expression)
+    results = eval_lib.evaluate(model, run_config, eval_cfg, FLAGS.tfrecord_dir,
+                                out_dir=out_dir, checkpoint=prefix)
     print(eval_lib.console_summary(results))
     print(f"Results: {out_dir}/results.json, results.md")
 

@@ -6,9 +6,9 @@
 The run directory carries its vocabulary (vocab.txt), so it exports from any
 working directory; runs from before that fall back to the preprocess manifest.
 """
-import sys
+from absl import flags
 
-from absl import app, flags
+from tf_rmi.errors import clean_exit
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "Run directory or checkpoint prefix.")
@@ -17,14 +17,12 @@ flags.DEFINE_string("vocab_file", None, "Vocabulary (default: the run's).")
 flags.mark_flags_as_required(["checkpoint", "output_dir"])
 
 
+@clean_exit("export")  # e.g. bad input, or an unwritable/full output_dir
 def main(argv):
     del argv
     from tf_rmi import export_lib
 
-    try:
-        path = export_lib.export_run(FLAGS.checkpoint, FLAGS.output_dir, FLAGS.vocab_file)
-    except (OSError, ValueError) as err:  # bad input, or an unwritable/full output_dir
-        sys.exit(f"export: {err}")
+    path = export_lib.export_run(FLAGS.checkpoint, FLAGS.output_dir, FLAGS.vocab_file)
     print(f"SavedModel written to {path}; inspect with `saved_model_cli show --dir {path} --all`")
 
 

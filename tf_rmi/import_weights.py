@@ -9,6 +9,7 @@ trained run: `make eval CKPT=runs/imported_unc`, `make export CKPT=...`.
 from absl import app, flags
 
 from tf_rmi import weights_import_lib
+from tf_rmi.errors import clean_exit
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("original", None, "Prefix of the original TF1 snapshot.")
@@ -21,6 +22,7 @@ flags.DEFINE_string("run_dir", None, "Run directory to write.")
 flags.mark_flags_as_required(["original", "run_dir"])
 
 
+@clean_exit("import_weights")
 def main(argv):
     del argv
     report = weights_import_lib.import_original(

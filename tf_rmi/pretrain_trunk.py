@@ -14,6 +14,7 @@ from absl import app, flags
 
 from tf_rmi.config import ModelConfig
 from tf_rmi.demo_lib import DemoConfig
+from tf_rmi.errors import clean_exit
 from tf_rmi.trunk_pretraining import TRUNK_FIELDS, TrunkPretrainConfig
 
 # Defaults: the demo's trunk (DemoConfig), which `make train DATASET=shapes` also uses.
@@ -41,6 +42,7 @@ FLAGS = flags.FLAGS
 _TRUNK_FLAGS = ("input_size",) + TRUNK_FIELDS
 
 
+@clean_exit("pretrain_trunk")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -49,11 +51,8 @@ def main(argv):
     model_cfg = ModelConfig(trunk="small", **{k: FLAGS[k].value for k in _TRUNK_FLAGS})
     cfg = TrunkPretrainConfig(steps=FLAGS.steps, batch_size=FLAGS.batch_size,
                               learning_rate=FLAGS.learning_rate, seed=FLAGS.seed)
-    try:
-        source = trunk_pretraining.shapes_source_for(FLAGS.tfrecord_dir)
-        info = trunk_pretraining.pretrain_small_trunk(model_cfg, source, FLAGS.output_dir, cfg)
-    except (ValueError, OSError) as err:
-        raise SystemExit(f"pretrain_trunk: {err}") from None
+    source = trunk_pretraining.shapes_source_for(FLAGS.tfrecord_dir)
+    info = trunk_pretraining.pretrain_small_trunk(model_cfg, source, FLAGS.output_dir, cfg)
     shown = ", ".join(f"{k} {100 * v:.1f} %" for k, v in info["val_accuracy"].items())
     print(f"Wrote {FLAGS.output_dir} in {info['seconds']:.0f} s; val accuracy over object "
           f"cells: {shown}")

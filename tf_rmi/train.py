@@ -10,6 +10,7 @@ README). `--help` lists the flags.
 from absl import app, flags
 
 from tf_rmi import train_lib
+from tf_rmi.errors import clean_exit
 
 flags.DEFINE_string("dataset", "shapes", "One of unc, unc+, Gref, Gref_umd, referit, shapes.")
 flags.DEFINE_string("tfrecord_dir", "data/tfrecords", "Holds <dataset>/<split>-*.tfrecord.")
@@ -71,18 +72,14 @@ _CONFIG_FLAGS = ("dataset", "tfrecord_dir", "vocab_file", "model", "weights", "t
                  "trunk_learning_rate_mult", "deterministic")
 
 
+@clean_exit("train")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-        config = train_lib.config_from_flags(**{name: FLAGS[name].value for name in _CONFIG_FLAGS})
-        summary = train_lib.train(config, FLAGS.run_dir, progress=FLAGS.progress,
-                                  max_steps=FLAGS.max_steps, split=FLAGS.split,
-                                  stop_on_sigterm=True)
-    except (ValueError, OSError, FloatingPointError) as err:
-        # Bad input, an unwritable run directory or a diverged run: the message
-        # names the cause and the fix.
-        raise SystemExit(f"train: {err}") from None
+    config = train_lib.config_from_flags(**{name: FLAGS[name].value for name in _CONFIG_FLAGS})
+    summary = train_lib.train(config, FLAGS.run_dir, progress=FLAGS.progress,
+                              max_steps=FLAGS.max_steps, split=FLAGS.split,
+                              stop_on_sigterm=True)
     if summary["preempted"]:
         # Exit 0: the stop was asked for and the state is saved.
         print(f"Stopped by SIGTERM at step {summary['step']} of {summary['run_dir']}; "

@@ -727,9 +727,9 @@ class Validator:
             checkpoint_name=run_dir_lib.CHECKPOINT_PREFIX)
         if self.every:
             # Fail before training when the split is missing, not at the first validation.
-            from tf_rmi.data import pipeline
-            pipeline.shard_paths(run_config.data.tfrecord_dir, run_config.data.dataset,
-                                 tcfg.eval_split)
+            from tf_rmi.data import shards
+            shards.shard_paths(run_config.data.tfrecord_dir, run_config.data.dataset,
+                               tcfg.eval_split)
 
     def due(self, step: int, end_step: int) -> bool:
         return bool(self.every) and (step % self.every == 0 or step == end_step)

@@ -111,7 +111,7 @@ _SOURCE_SETTINGS = ("num_train_images", "num_val_images", "num_test_images", "mi
 def shapes_source_for(tfrecord_dir: str):
     """The `ShapesSource` whose records are under `tfrecord_dir` (seed and image
     counts as recorded in its manifest), so the trunk learns the same images."""
-    from tf_rmi.data.pipeline import read_manifest
+    from tf_rmi.data.shards import read_manifest
     from tf_rmi.data.shapes import ShapesSource
 
     manifest = read_manifest(tfrecord_dir, "shapes")

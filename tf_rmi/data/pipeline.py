@@ -1,69 +1,26 @@
 """tf.data input pipelines over the TFRecord shards written by `make preprocess`.
 
-Layout: `<tfrecord_dir>/<dataset>/<split>-NNNNN-of-MMMMM.tfrecord` with a
-manifest `<tfrecord_dir>/<dataset>/manifest.json` (written by the preprocess
-step; read leniently here: only `vocab_file` and `settings.image_size` are
-used when present).
+Layout (shard names, listing and the manifest: `tf_rmi.data.shards`):
+`<tfrecord_dir>/<dataset>/<split>-NNNNN-of-MMMMM.tfrecord` with a manifest
+`<tfrecord_dir>/<dataset>/manifest.json` (written by the preprocess step; read
+leniently here: only `vocab_file`, `settings.image_size`, `settings.train_order`
+and the splits' counts are used when present).
 
 Training records are resized-and-padded to S x S; the network input is the
 Caffe-preprocessed BGR image, as the original's `im[:,:,::-1] - mu`.
 """
 from __future__ import annotations
 
-import glob
-import json
 import os
-import re
 import warnings
-from typing import Any, Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 import tensorflow as tf
 
 from tf_rmi.data import image_ops, schema
-
-MANIFEST_NAME = "manifest.json"
-_SHARD_RE = re.compile(r"^(?P<split>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.tfrecord$")
-
-
-def shard_name(split: str, index: int, total: int) -> str:
-    """File name of shard `index` of `total` for `split`."""
-    return f"{split}-{index:05d}-of-{total:05d}.tfrecord"
-
-
-def _dataset_dir(tfrecord_dir: str, dataset: str) -> str:
-    return os.path.join(tfrecord_dir, dataset)
-
-
-def _preprocess_hint(tfrecord_dir: str, dataset: str, split: str) -> str:
-    return (f"run `make preprocess DATASET={dataset} SPLITS={split} OUT={tfrecord_dir}` "
-            "(with DATA_ROOT pointing at the raw data) to write them")
-
-
-def read_manifest(tfrecord_dir: str, dataset: str) -> Dict[str, Any]:
-    """The preprocess manifest as a dict.
-
-    Raises FileNotFoundError (naming the command that writes it) when absent
-    and ValueError when it is not a JSON object.
-    """
-    path = os.path.join(_dataset_dir(tfrecord_dir, dataset), MANIFEST_NAME)
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"No manifest at {path}: {_preprocess_hint(tfrecord_dir, dataset, '<split>')}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"Manifest {path} is not valid JSON ({err}); re-run `make preprocess`") from err
-    if not isinstance(manifest, dict):
-        raise ValueError(f"Manifest {path} must hold a JSON object, got {type(manifest).__name__}")
-    return manifest
-
-
-def _manifest_or_none(tfrecord_dir: str, dataset: str) -> Optional[Dict[str, Any]]:
-    try:
-        return read_manifest(tfrecord_dir, dataset)
-    except FileNotFoundError:
-        return None
+from tf_rmi.data.shards import (  # noqa: F401  (MANIFEST_NAME, shard_name: re-exported)
+    MANIFEST_NAME, dataset_dir, largest_shard, manifest_or_none, read_manifest, shard_name,
+    shard_paths, training_order)
 
 
 def resolve_vocab_file(data_cfg) -> str:
@@ -77,35 +34,8 @@ def resolve_vocab_file(data_cfg) -> str:
         raise ValueError(f"The manifest of {data_cfg.dataset} names no vocab_file; "
                          "pass the vocabulary explicitly (--vocab_file)")
     if not os.path.isabs(vocab):
-        vocab = os.path.join(_dataset_dir(data_cfg.tfrecord_dir, data_cfg.dataset), vocab)
+        vocab = os.path.join(dataset_dir(data_cfg.tfrecord_dir, data_cfg.dataset), vocab)
     return vocab
-
-
-def shard_paths(tfrecord_dir: str, dataset: str, split: str) -> List[str]:
-    """Sorted shard paths of one split.
-
-    Raises FileNotFoundError naming the split and the preprocess command when
-    there are none, and ValueError when the set of shards is incomplete (a
-    preprocess run that did not finish).
-    """
-    directory = _dataset_dir(tfrecord_dir, dataset)
-    found = []
-    for path in glob.glob(os.path.join(glob.escape(directory), f"{glob.escape(split)}-*.tfrecord")):
-        match = _SHARD_RE.match(os.path.basename(path))
-        if match and match.group("split") == split:
-            found.append((int(match.group("index")), int(match.group("total")), path))
-    if not found:
-        raise FileNotFoundError(
-            f"No TFRecord shards for split '{split}' of dataset '{dataset}' under "
-            f"{directory}: {_preprocess_hint(tfrecord_dir, dataset, split)}")
-    totals = {total for _, total, _ in found}
-    indices = sorted(index for index, _, _ in found)
-    if len(totals) != 1 or indices != list(range(totals.pop())):
-        raise ValueError(
-            f"Incomplete shards for split '{split}' under {directory} (found indices "
-            f"{indices[:10]}{'...' if len(indices) > 10 else ''} of totals "
-            f"{sorted({t for _, t, _ in found})}): re-run `make preprocess` for this split")
-    return [path for _, _, path in sorted(found)]
 
 
 def _first_record(paths: List[str]) -> bytes:
@@ -135,7 +65,7 @@ def _check_records(paths: List[str], data_cfg, split: str, training: bool) -> No
             f"Split '{split}' was written at original image size (an evaluation split); "
             "training needs resized-and-padded records: train on a training split "
             "(train / trainval) or re-run preprocess")
-    manifest = _manifest_or_none(data_cfg.tfrecord_dir, data_cfg.dataset) or {}
+    manifest = manifest_or_none(data_cfg.tfrecord_dir, data_cfg.dataset) or {}
     settings = manifest.get("settings") or {}
     size = settings.get("image_size") if isinstance(settings, dict) else None
     if size is not None and int(size) != data_cfg.input_size:
@@ -146,23 +76,6 @@ def _check_records(paths: List[str], data_cfg, split: str, training: bool) -> No
 
 # Shards read at once by the training stream (tf.data interleave, one record each in turn).
 INTERLEAVE_CYCLE = 4
-
-
-def largest_shard(tfrecord_dir: str, dataset: str, split: str) -> int:
-    """Records in the largest shard of `split` per the manifest (0 when unknown)."""
-    manifest = _manifest_or_none(tfrecord_dir, dataset) or {}
-    entry = (manifest.get("splits") or {}).get(split)
-    shards = entry.get("shards") if isinstance(entry, dict) else None
-    counts = [s.get("records") for s in shards or [] if isinstance(s, dict)]
-    return max([c for c in counts if isinstance(c, int)], default=0)
-
-
-def training_order(tfrecord_dir: str, dataset: str) -> Optional[str]:
-    """The manifest's `settings.train_order` ("random" or "file"), None when absent
-    (records written before tf_rmi recorded it were written in file order)."""
-    manifest = _manifest_or_none(tfrecord_dir, dataset) or {}
-    settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
-    return settings.get("train_order")
 
 
 def shuffled_records(files: tf.data.Dataset, read: Callable[[tf.Tensor], tf.data.Dataset],
@@ -289,7 +202,7 @@ def eval_dataset(data_cfg, split: str) -> tf.data.Dataset:
 
 def count_records(data_cfg, split: str) -> int:
     """Number of expressions of a split: the manifest's count, else by reading."""
-    manifest = _manifest_or_none(data_cfg.tfrecord_dir, data_cfg.dataset) or {}
+    manifest = manifest_or_none(data_cfg.tfrecord_dir, data_cfg.dataset) or {}
     entry = (manifest.get("splits") or {}).get(split)
     if isinstance(entry, dict) and isinstance(entry.get("count"), int):
         return entry["count"]

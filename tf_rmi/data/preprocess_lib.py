@@ -1,6 +1,7 @@
 """Raw dataset -> sharded TFRecords (the original's `build_batches.py`).
 
-Output layout (read by `tf_rmi.data.pipeline`):
+Output layout (names and manifest file: `tf_rmi.data.shards`; read by
+`tf_rmi.data.pipeline`):
 
     <output_dir>/<dataset>/<split>-NNNNN-of-MMMMM.tfrecord
     <output_dir>/<dataset>/manifest.json
@@ -54,7 +55,6 @@ import json
 import math
 import multiprocessing
 import os
-import re
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -62,10 +62,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tf_rmi import atomic_io, config
-from tf_rmi.data import image_ops, pipeline, schema, text
+from tf_rmi.data import image_ops, schema, shards, text
 from tf_rmi.data.sources import DataError, Expression, Source
 
-MANIFEST_NAME = pipeline.MANIFEST_NAME
 BUILT_VOCAB_NAME = "vocabulary.txt"
 DEFAULT_RECORDS_PER_SHARD = 256
 TRAIN_ORDERS = ("random", "file")
@@ -165,17 +164,11 @@ def _expressions_sha256(expressions: Sequence[Expression]) -> str:
     return digest.hexdigest()
 
 
-def _shard_pattern(split: str) -> "re.Pattern":
-    return re.compile(rf"^{re.escape(split)}-(\d{{5}})-of-(\d{{5}})\.tfrecord(\.tmp-\d+)?$")
-
-
 def _remove_stale_files(out_dir: str, split: str, num_shards: int) -> List[str]:
     """Deletes interrupted temporaries and shards of another shard count."""
-    pattern = _shard_pattern(split)
     removed = []
-    for name in sorted(os.listdir(out_dir)):
-        match = pattern.match(name)
-        if match and (match.group(3) or int(match.group(2)) != num_shards):
+    for name, parsed in sorted(shards.split_files(out_dir, split).items()):
+        if parsed.temporary or parsed.total != num_shards:
             os.remove(os.path.join(out_dir, name))
             removed.append(name)
     return removed
@@ -210,16 +203,7 @@ def _load_manifest(out_dir: str, header: Dict[str, Any]) -> Dict[str, Any]:
     Raises ValueError when `out_dir` already holds records written with other
     settings or another vocabulary (mixing them would corrupt the dataset).
     """
-    path = os.path.join(out_dir, MANIFEST_NAME)
-    manifest: Dict[str, Any] = {}
-    if os.path.exists(path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                manifest = json.load(f)
-        except (OSError, ValueError):
-            manifest = {}  # unreadable: every shard is rewritten
-        if not isinstance(manifest, dict):
-            manifest = {}
+    manifest = shards.manifest_to_update(out_dir)  # {} when unreadable: all rewritten
     if manifest.get("splits"):
         differences = [f"{key}: {manifest.get(key)!r} there, {header[key]!r} now"
                        for key in _HEADER_KEYS if manifest.get(key) != header[key]]
@@ -430,7 +414,7 @@ class _ShardWriter:
     def __init__(self, index: int, path: str, orders: Sequence[int]):
         self.index, self.path = index, path
         self.orders = list(orders)
-        self.tmp = f"{path}.tmp-{os.getpid()}"
+        self.tmp = shards.temporary_path(path)
         self.waiting: Dict[int, Dict[str, Any]] = {}
         self.writer = None
         self.summary: Dict[str, Any] = {
@@ -645,7 +629,6 @@ def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str
         expressions = group_by_image(expressions)
     num_shards = int(num_shards) if num_shards else default_num_shards(len(expressions))
     os.makedirs(out_dir, exist_ok=True)
-    manifest_path = os.path.join(out_dir, MANIFEST_NAME)
     header = _manifest_header(source.name, vocab, vocab_file, image_size, num_words, settings)
     manifest = _load_manifest(out_dir, header)
     fingerprint = _json_sha256({
@@ -670,10 +653,7 @@ def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str
     def save() -> None:
         entry["shards"] = [complete[i] for i in sorted(complete)]
         manifest["splits"][split] = entry
-        try:
-            atomic_io.write_json(manifest_path, manifest)
-        except OSError as err:
-            raise OSError(atomic_io.unwritable_message(manifest_path, err)) from None
+        shards.write_manifest(out_dir, manifest)
 
     def on_result(result: Dict[str, Any]) -> None:
         complete[result["index"]] = result
@@ -697,7 +677,7 @@ def build_split(source: Source, split: str, vocab: text.Vocabulary, out_dir: str
                                     expressions=tuple(shard[a:b]), padded=padded,
                                     image_size=int(image_size), num_words=int(num_words),
                                     strict=strict))
-        path = os.path.join(out_dir, pipeline.shard_name(split, index, num_shards))
+        path = os.path.join(out_dir, shards.shard_name(split, index, num_shards))
         writers[index] = _ShardWriter(index, path, orders)
     meter = _Progress(f"{source.name} {split}", sum(len(t.expressions) for t in tasks),
                       progress and bool(tasks))
@@ -760,7 +740,7 @@ def build_dataset(source: Source, output_dir: str, splits: Optional[Sequence[str
     out_dir = os.path.join(output_dir, source.name)
     atomic_io.ensure_writable_dir(out_dir)  # before any work: a clear error, nothing written
     settings = dict(settings or {})
-    # How training splits are ordered (pipeline.training_order reads it back).
+    # How training splits are ordered (shards.training_order reads it back).
     settings.update(train_order=train_order, train_order_seed=TRAIN_ORDER_SEED)
     fixed = None if build_vocab else source.fixed_vocabulary()
     if build_vocab or source.vocab_name is None:

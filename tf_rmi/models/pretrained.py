@@ -20,6 +20,12 @@ Every loader validates ALL names and shapes before assigning anything, raises
 `PretrainedWeightsError` naming each missing or mismatched variable (with the
 expected and found shapes), and returns an `ImportReport` listing what it loaded
 and which entries of the file it did not use.
+
+This module also owns the name-based conversion both importers share (public
+for `tf_rmi.models.weights`, which imports whole original snapshots):
+`checkpoint_entries(path)` lists a checkpoint's tensors as `TensorEntry`s
+without reading them, and `validate_and_assign(targets, entries, ...)` checks
+every name, shape and value before assigning any.
 """
 from __future__ import annotations
 
@@ -30,10 +36,11 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+# Bottleneck units per group; Keras' stages conv2..conv5 are our groups 2..5.
+from tf_rmi.models.trunk import RESNET101_UNITS
+
 # The epsilon of keras.applications.resnet's BatchNormalization layers.
 KERAS_RESNET_BN_EPSILON = 1.001e-5
-# Bottleneck units per stage (Keras conv2..conv5 = our groups 2..5).
-_RESNET101_UNITS = (3, 4, 23, 3)
 FC1000_SHAPES = ((1, 1, 2048, 1000), (1000,))
 
 
@@ -76,8 +83,10 @@ class ImportReport:
 
 
 @dataclasses.dataclass
-class _Entry:
-    """One tensor of a source file: its shape, and how to read it (lazily)."""
+class TensorEntry:
+    """One tensor of a source file: its `shape` (a tuple, e.g. (1, 1, 2048, 1000)) and
+    `read() -> np.ndarray` of that shape, called only once every name and shape
+    has been checked (a large file is not read to find a bad name)."""
 
     shape: tuple
     read: Callable[[], np.ndarray]
@@ -100,13 +109,20 @@ def _check_fc1000(fc1000) -> None:
                          f"got shapes {found}")
 
 
-def _validate_and_assign(targets: dict, entries: dict, path: str, describe: str,
-                         transform: Optional[dict] = None) -> list:
+def validate_and_assign(targets: dict, entries: dict, path: str, describe: str,
+                        transform: Optional[dict] = None) -> list:
     """Checks that every target has an entry of its shape, reads all, then assigns all.
 
-    targets: {name: variable}; entries: {name: _Entry}; transform: {name: fn(array)
-    -> array} applied after reading (e.g. a reshape). Returns the loaded names.
-    Nothing is assigned unless every name, shape and value is good.
+    targets: {name: variable}, each variable with `.shape` and `.assign(array)`;
+    entries: {name: TensorEntry}, entries without a target are ignored here (the
+      caller reports them as unused);
+    transform: {name: fn(array) -> array} applied after reading, e.g. a reshape of
+      an InnerProduct matrix [2048, 1000] to the 1x1 conv [1, 1, 2048, 1000] (an
+      entry with a transform may differ in shape if its size matches).
+    path, describe: name the file in messages ("<describe> <path> does not fit ...").
+    Returns the sorted loaded names. Nothing is assigned unless every name, shape
+    and value (finite, float32 after casting) is good; otherwise raises
+    PretrainedWeightsError (`.missing`, `.mismatched` (name, expected, found)).
     """
     transform = transform or {}
     missing = sorted(name for name in targets if name not in entries)
@@ -157,8 +173,13 @@ def _validate_and_assign(targets: dict, entries: dict, path: str, describe: str,
 # ------------------------------------------------------------ original TF1 / npy files
 
 
-def _checkpoint_entries(path: str) -> dict:
-    """{variable name: _Entry} of a TF1/TF2 name-based checkpoint (prefix or directory)."""
+def checkpoint_entries(path: str) -> dict:
+    """{variable name: TensorEntry} of a TF1/TF2 name-based checkpoint (prefix or
+    directory), e.g. {"DeepLab/group_1/conv1/DW": TensorEntry((7, 7, 3, 64), read)}.
+
+    Only the index is read here; values are read by `TensorEntry.read`. Raises
+    PretrainedWeightsError naming the path when the checkpoint cannot be opened.
+    """
     try:
         reader = tf.train.load_checkpoint(path)
         shapes = reader.get_variable_to_shape_map()
@@ -167,7 +188,7 @@ def _checkpoint_entries(path: str) -> dict:
             f"Cannot read the checkpoint {path}: {type(err).__name__}: {err}. Pass the "
             f"checkpoint prefix (the name before .index / .data-*), complete and unmodified.",
             path) from err
-    return {name: _Entry(tuple(shape), (lambda n=name: reader.get_tensor(n)))
+    return {name: TensorEntry(tuple(shape), (lambda n=name: reader.get_tensor(n)))
             for name, shape in shapes.items()}
 
 
@@ -183,7 +204,7 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def _npy_entries(path: str) -> dict:
-    """{name: _Entry} of a `np.save`d dict (flat 'a/b/DW' keys, or nested dicts)."""
+    """{name: TensorEntry} of a `np.save`d dict (flat 'a/b/DW' keys, or nested dicts)."""
     try:
         loaded = np.load(path, allow_pickle=True, encoding="latin1")
         tree = loaded[()] if isinstance(loaded, np.ndarray) and loaded.dtype == object else loaded
@@ -198,14 +219,14 @@ def _npy_entries(path: str) -> dict:
     entries = {}
     for name, value in _flatten(tree).items():
         array = np.asarray(value)
-        entries[name] = _Entry(tuple(array.shape), (lambda a=array: a))
+        entries[name] = TensorEntry(tuple(array.shape), (lambda a=array: a))
     return entries
 
 
 def _original_entries(path: str, scope: str):
     """Reads an original-format file.
 
-    Returns ({name without scope: _Entry}, {name without scope: name in the file},
+    Returns ({name without scope: TensorEntry}, {name without scope: name in the file},
     [names in the file outside the scope]).
     """
     if not isinstance(path, (str, os.PathLike)):
@@ -220,7 +241,7 @@ def _original_entries(path: str, scope: str):
             raise PretrainedWeightsError(
                 f"No checkpoint at {path} ({path}.index not found): give the prefix of a "
                 f"TF checkpoint with {scope}/... variables, or a converter .npy", path)
-        raw = _checkpoint_entries(path)
+        raw = checkpoint_entries(path)
     inside, file_names, outside = {}, {}, []
     for name, entry in raw.items():
         if name.startswith(scope + "/"):
@@ -258,7 +279,7 @@ def _load_original(trunk, path, scope: str, source: str, fc1000=None) -> ImportR
         # The converter's .npy keeps the InnerProduct matrix [2048, 1000];
         # npy2tfmodel.py expands it to the 1x1 conv [1, 1, 2048, 1000].
         transform["fc1000/DW"] = lambda a: np.reshape(a, FC1000_SHAPES[0])
-    loaded = _validate_and_assign(targets, entries, path, f"{source} weights", transform)
+    loaded = validate_and_assign(targets, entries, path, f"{source} weights", transform)
     unused = sorted([file_names[name] for name in entries if name not in targets] + outside)
     return ImportReport(source=source, path=os.fspath(path), loaded=loaded, unused=unused)
 
@@ -293,7 +314,7 @@ def keras_resnet101_unit_names() -> list:
     projection shortcut `_0` as `block_add`; `conv1_conv`/`conv1_bn` is `group_1`.
     """
     names = [("conv1_conv", "conv1_bn", "group_1")]
-    for stage, count in zip(range(2, 6), _RESNET101_UNITS):
+    for stage, count in zip(range(2, 6), RESNET101_UNITS):
         for block in range(1, count + 1):
             for k in ((0, 1, 2, 3) if block == 1 else (1, 2, 3)):
                 unit = "block_add" if k == 0 else f"block_{k}"
@@ -344,7 +365,7 @@ def _keras_entries(layers: dict, unit_names, fc1000_wanted: bool):
     entries, used = {}, set()
 
     def entry(value):
-        return _Entry(tuple(value.shape), (lambda v=value: v))
+        return TensorEntry(tuple(value.shape), (lambda v=value: v))
 
     def weight(layer, short):
         return layers.get(layer, {}).get(short)
@@ -436,7 +457,7 @@ def load_keras_resnet101_h5(trunk, path, fc1000=None, verify: bool = True,
     for conv, bn, unit in units:
         keras_layer_of[unit] = f"{conv}/{bn}"
     try:
-        loaded = _validate_and_assign(targets, entries, os.fspath(path), "Keras ResNet101",
+        loaded = validate_and_assign(targets, entries, os.fspath(path), "Keras ResNet101",
                                       {"fc1000/DW": lambda a: np.reshape(a, FC1000_SHAPES[0])}
                                       if fc1000 is not None else None)
     except PretrainedWeightsError as err:

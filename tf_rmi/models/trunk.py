@@ -242,8 +242,19 @@ class Bottleneck(keras.layers.Layer):
         return config
 
 
+class _FeatureMapShape:
+    """The static output shape of both trunks (Keras' `compute_output_shape`):
+    images [N, H, W, 3] -> [N, ceil(H/8), ceil(W/8), self.output_channels];
+    unknown sides stay None."""
+
+    def compute_output_shape(self, input_shape):
+        n, h, w = input_shape[0], input_shape[1], input_shape[2]
+        ceil8 = lambda s: None if s is None else -(-s // OUTPUT_STRIDE)  # noqa: E731
+        return (n, ceil8(h), ceil8(w), self.output_channels)
+
+
 @keras.saving.register_keras_serializable(package="tf_rmi")
-class ResNet101Trunk(keras.layers.Layer):
+class ResNet101Trunk(_FeatureMapShape, keras.layers.Layer):
     """The original's frozen ResNet-101 at output stride 8, up to `res5c` (final ReLU).
 
     `call(images [N, H, W, 3]) -> [N, ceil(H/8), ceil(W/8), 2048]` (40x40 for 320).
@@ -329,11 +340,6 @@ class ResNet101Trunk(keras.layers.Layer):
                 names[f"{block.name}/{key}"] = var
         return names
 
-    def compute_output_shape(self, input_shape):
-        n, h, w = input_shape[0], input_shape[1], input_shape[2]
-        ceil8 = lambda s: None if s is None else -(-s // OUTPUT_STRIDE)  # noqa: E731
-        return (n, ceil8(h), ceil8(w), self.output_channels)
-
     def get_config(self):
         config = super().get_config()
         config.pop("trainable", None)
@@ -342,7 +348,7 @@ class ResNet101Trunk(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tf_rmi")
-class SmallTrunk(keras.layers.Layer):
+class SmallTrunk(_FeatureMapShape, keras.layers.Layer):
     """A small trainable trunk with the same interface, for CPU work and the demo.
 
     conv 3x3/2 (width) -> 3x3/2 (2w) -> 3x3 (2w) -> 3x3/2 (4w) -> 3x3 rate 2 (4w)
@@ -487,11 +493,6 @@ class SmallTrunk(keras.layers.Layer):
     def original_variables(self) -> dict:
         """Empty: the small trunk has no original counterpart."""
         return {}
-
-    def compute_output_shape(self, input_shape):
-        n, h, w = input_shape[0], input_shape[1], input_shape[2]
-        ceil8 = lambda s: None if s is None else -(-s // OUTPUT_STRIDE)  # noqa: E731
-        return (n, ceil8(h), ceil8(w), self.output_channels)
 
     def get_config(self):
         config = super().get_config()

@@ -27,8 +27,8 @@ import re
 from typing import Dict, List
 
 from tf_rmi.config import ModelConfig
-from tf_rmi.models.pretrained import (PretrainedWeightsError, _checkpoint_entries,
-                                      _validate_and_assign)
+from tf_rmi.models.pretrained import (PretrainedWeightsError, checkpoint_entries,
+                                      validate_and_assign)
 
 _IGNORED = re.compile(r"(/Adam(_1)?$|^beta[12]_power$|(^|/)global_step$|(^|/)Variable$"
                       r"|/fc1_voc12/)")
@@ -82,7 +82,7 @@ def original_variable_map(model, lstm_leaves=("kernel", "bias")) -> Dict[str, ob
 
 def load_into(model, prefix: str) -> OriginalImportReport:
     """Loads an original snapshot into an existing (built) ReferringSegmenter."""
-    entries = _checkpoint_entries(prefix)
+    entries = checkpoint_entries(prefix)
     leaves = _LSTM_LEAVES[0]
     for candidate in _LSTM_LEAVES:
         if any(name.endswith("basic_lstm_cell/" + candidate[0]) for name in entries):
@@ -90,7 +90,7 @@ def load_into(model, prefix: str) -> OriginalImportReport:
             break
     targets = original_variable_map(model, leaves)
     _check_model_kind(entries, model.config)
-    loaded = _validate_and_assign(targets, entries, prefix, "Original snapshot")
+    loaded = validate_and_assign(targets, entries, prefix, "Original snapshot")
     rest = sorted(set(entries) - set(targets))
     ignored = [n for n in rest if _IGNORED.search(n)]
     unused = [n for n in rest if not _IGNORED.search(n)]
