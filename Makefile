@@ -37,7 +37,7 @@ ifeq ($(PRETRAINED),)
 PRETRAINED := $(SHAPES_TRUNK)
 endif
 ifeq ($(ITERS),)
-ITERS := 2500
+ITERS := 2000
 endif
 SHAPES_TRAIN_FLAGS := $(SHAPES_TRUNK_FLAGS) --visual_dim=64 --embed_dim=64 \
   --lstm_units=64 --mlstm_units=64 --batch_size=16 \

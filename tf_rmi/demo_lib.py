@@ -57,7 +57,7 @@ class DemoConfig:
     # first learns per-cell colour / shape / size labels of the training images
     # (tf_rmi.trunk_pretraining), then both models train with it frozen.
     pretrain_trunk: bool = True
-    pretrain_steps: int = 1500
+    pretrain_steps: int = 1000
     pretrain_batch_size: int = 16
     pretrain_learning_rate: float = 1e-3
     dim: int = 64
@@ -66,7 +66,7 @@ class DemoConfig:
     # words, as the original release cuts them) traces and trains faster: for
     # smoke runs such as the tests'.
     num_words: int = 20
-    steps: int = 2500
+    steps: int = 2000
     batch_size: int = 16
     learning_rate: float = 1e-2  # RMI
     # Chosen on val for each head separately (issue 10): the LSTM baseline is

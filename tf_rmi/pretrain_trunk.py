@@ -2,7 +2,7 @@
 
     make pretrain-trunk                       # runs/shapes_trunk, the demo's settings
     python -m tf_rmi.pretrain_trunk --tfrecord_dir=data/tfrecords \\
-        --output_dir=runs/shapes_trunk [--steps=1500]
+        --output_dir=runs/shapes_trunk [--steps=1000]
 
 The images and labels are regenerated from the seed and image counts recorded
 in the shapes records' manifest. The small-trunk flags must be the ones the

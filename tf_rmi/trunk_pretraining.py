@@ -49,7 +49,7 @@ class TrunkPretrainingError(ValueError):
 class TrunkPretrainConfig:
     """Per-pixel labelling of the synthetic train images (chosen on val, issue 10)."""
 
-    steps: int = 1500
+    steps: int = 1000
     batch_size: int = 16
     learning_rate: float = 1e-3  # Adam
     seed: int = 0
