@@ -6,7 +6,7 @@ import os
 import pytest
 
 from tf_rmi import experiment_lib
-from tf_rmi.config import SPLITS_FOR_DATASET
+from tf_rmi.config import dataset_spec
 
 CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "experiments", "configs")
@@ -32,8 +32,8 @@ def test_every_table1_cell_is_covered_by_a_config():
 def test_configs_use_the_original_budget_and_known_splits():
     for exp in _configs():
         assert exp.train["iterations"] == 750000
-        assert exp.train_split in SPLITS_FOR_DATASET[exp.dataset]
-        assert set(exp.eval_splits) <= set(SPLITS_FOR_DATASET[exp.dataset])
+        assert exp.train_split in dataset_spec(exp.dataset).splits
+        assert set(exp.eval_splits) <= set(dataset_spec(exp.dataset).splits)
         weights = "resnet" if exp.table1_row.startswith("R") else "deeplab"
         assert exp.model["weights"] == weights
         assert exp.model["model"] == exp.table1_row.split("+")[1]

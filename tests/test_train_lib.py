@@ -452,9 +452,9 @@ def test_config_from_flags_keeps_every_snapshot_for_the_paper_datasets():
 def test_config_from_flags_takes_the_dataset_budget():
     config = train_lib.config_from_flags(dataset="shapes", tfrecord_dir="records", model="LSTM",
                                          weights="resnet", trunk="small")
-    from tf_rmi.config import DEFAULT_ITERATIONS, DEFAULT_SNAPSHOT_EVERY
+    from tf_rmi.config import dataset_spec
     assert (config.train.iterations, config.train.snapshot_every) == (
-        DEFAULT_ITERATIONS["shapes"], DEFAULT_SNAPSHOT_EVERY["shapes"])
+        dataset_spec("shapes").iterations, dataset_spec("shapes").snapshot_every)
     assert config.model.vocab_size == 0  # resolved from the vocabulary by train()
     assert (config.model.model, config.model.weights, config.model.trunk) == ("LSTM", "resnet", "small")
     with pytest.raises(ValueError, match="--model must be RMI or LSTM"):

@@ -9,66 +9,83 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Optional
+import types
+from typing import Any, Mapping, Optional, Tuple
 
 from tf_rmi import atomic_io
 from tf_rmi.inference import THRESHOLD
 
 CONFIG_FILENAME = "config.json"
 
-# The original vocabularies: `Gref` serves unc, unc+ and Gref; ReferIt has its own.
-VOCAB_FOR_DATASET = {
-    "unc": "vocabulary_Gref.txt",
-    "unc+": "vocabulary_Gref.txt",
-    "Gref": "vocabulary_Gref.txt",
-    "Gref_umd": "vocabulary_Gref.txt",
-    "referit": "vocabulary_referit.txt",
-    "shapes": None,  # the synthetic set builds its own vocabulary
-}
-
-# Splits per dataset, and which of them are training splits (resized-and-padded
-# to 320x320 when written) versus evaluation splits (kept at original size).
-SPLITS_FOR_DATASET = {
-    "unc": ("train", "val", "testA", "testB"),
-    "unc+": ("train", "val", "testA", "testB"),
-    "Gref": ("train", "val"),
-    "Gref_umd": ("train", "val", "test"),
-    "referit": ("trainval", "test", "train", "val"),
-    "shapes": ("train", "val", "test"),
-}
+# Training splits by name: written resized-and-padded to the input size
+# (the original tested `'train' in setname`); every other split is an
+# evaluation split, kept at original size.
 TRAIN_SPLITS = ("train", "trainval")
 
-# Iteration budgets of the paper's Table 1 runs, recorded in one place.
-# The original README's example budget is 750000 with a snapshot every 50000.
-DEFAULT_ITERATIONS = {
-    "unc": 750000,
-    "unc+": 750000,
-    "Gref": 750000,
-    "Gref_umd": 750000,
-    "referit": 750000,
-    "shapes": 3000,
-}
-# Polynomial-decay length: the original's 750000 for the real datasets; the
-# synthetic set decays over its own short budget (0 = over `iterations`).
-DEFAULT_LR_DECAY_STEPS = {
-    "unc": 750000, "unc+": 750000, "Gref": 750000, "Gref_umd": 750000,
-    "referit": 750000, "shapes": 0,
-}
-# Snapshots kept: the original keeps every one (tf.train.Saver max_to_keep=1000;
-# 15 for 750000 iterations at 50000), so the snapshot a paper row was read from
-# is still there; the synthetic set keeps the last 5.
-DEFAULT_KEEP_CHECKPOINTS = {
-    "unc": 1000, "unc+": 1000, "Gref": 1000, "Gref_umd": 1000, "referit": 1000,
-    "shapes": 5,
-}
-DEFAULT_SNAPSHOT_EVERY = {
-    "unc": 50000,
-    "unc+": 50000,
-    "Gref": 50000,
-    "Gref_umd": 50000,
-    "referit": 50000,
-    "shapes": 1000,
-}
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """What tf_rmi knows about one dataset flag: its files and its defaults."""
+
+    name: str
+    # The original's vocabulary file (shipped in tf_rmi/data/vocab/); None:
+    # preprocessing builds the set's own vocabulary.
+    vocab_file: Optional[str]
+    splits: Tuple[str, ...]
+    # The splits written as training records (TRAIN_SPLITS among `splits`);
+    # the first is the one training reads by default.
+    train_splits: Tuple[str, ...]
+    # Training defaults (`train_lib.config_from_flags` when a flag is unset).
+    iterations: int
+    lr_decay_steps: int  # 0 = decay over `iterations`
+    keep_checkpoints: int
+    snapshot_every: int
+
+    def __post_init__(self):
+        if not self.train_splits or not set(self.train_splits) <= set(self.splits) & set(TRAIN_SPLITS):
+            raise ValueError(f"{self.name}: train_splits {self.train_splits} must be among its "
+                             f"splits {self.splits} and named as in {TRAIN_SPLITS}")
+
+    @property
+    def train_split(self) -> str:
+        """The split training reads by default."""
+        return self.train_splits[0]
+
+
+def _paper_dataset(name: str, vocab_file: str, splits: Tuple[str, ...],
+                   train_splits: Tuple[str, ...] = ("train",)) -> DatasetSpec:
+    # The paper's Table 1 budget (the original README's 750000 iterations, a
+    # snapshot every 50000), its fixed decay length (RMI_model's lr_decay_step
+    # 750000 whatever the budget) and every snapshot kept (tf.train.Saver
+    # max_to_keep=1000: 15 snapshots), so the one a paper row was read from is there.
+    return DatasetSpec(name=name, vocab_file=vocab_file, splits=splits, train_splits=train_splits,
+                       iterations=750000, lr_decay_steps=750000, keep_checkpoints=1000,
+                       snapshot_every=50000)
+
+
+# The one registry of datasets. The original's `vocabulary_Gref.txt` serves
+# unc, unc+ and Gref; ReferIt has its own and trains on trainval.
+DATASETS: Mapping[str, DatasetSpec] = types.MappingProxyType({spec.name: spec for spec in (
+    _paper_dataset("unc", "vocabulary_Gref.txt", ("train", "val", "testA", "testB")),
+    _paper_dataset("unc+", "vocabulary_Gref.txt", ("train", "val", "testA", "testB")),
+    _paper_dataset("Gref", "vocabulary_Gref.txt", ("train", "val")),
+    _paper_dataset("Gref_umd", "vocabulary_Gref.txt", ("train", "val", "test")),
+    _paper_dataset("referit", "vocabulary_referit.txt", ("trainval", "test", "train", "val"),
+                   train_splits=("trainval", "train")),
+    # The synthetic set: its own vocabulary, a short budget decayed over
+    # itself, the last 5 snapshots.
+    DatasetSpec(name="shapes", vocab_file=None, splits=("train", "val", "test"),
+                train_splits=("train",), iterations=3000, lr_decay_steps=0,
+                keep_checkpoints=5, snapshot_every=1000),
+)})
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    """The registry entry of dataset flag `name`; ValueError listing the known ones."""
+    try:
+        return DATASETS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"Unknown dataset {name!r}: use one of {', '.join(DATASETS)}") from None
 
 
 @dataclasses.dataclass

@@ -17,8 +17,8 @@ import json
 import os
 from typing import Dict, List, Optional
 
-from tf_rmi.config import (DEFAULT_SNAPSHOT_EVERY, DataConfig, EvalConfig,
-                           ModelConfig, RunConfig, TrainConfig)
+from tf_rmi.config import (DataConfig, EvalConfig, ModelConfig, RunConfig, TrainConfig,
+                           dataset_spec)
 from tf_rmi.data import paper_tables
 
 # Table 1 columns, in the paper's order: (dataset, split, column title).
@@ -84,7 +84,7 @@ class Experiment:
         if iterations:
             train["iterations"] = iterations
             train["snapshot_every"] = min(train.get("snapshot_every",
-                                                    DEFAULT_SNAPSHOT_EVERY[self.dataset]),
+                                                    dataset_spec(self.dataset).snapshot_every),
                                           iterations)
         train["pretrained"] = pretrained or self.pretrained or None
         if train["pretrained"] and not (os.path.exists(train["pretrained"]) or

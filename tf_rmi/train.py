@@ -22,7 +22,7 @@ flags.DEFINE_enum("trunk", "resnet101", ["resnet101", "small"], "Frozen ResNet-1
 flags.DEFINE_integer("small_trunk_width", 32, "Base width of the small trunk.")
 flags.DEFINE_integer("input_size", 320, "Training image side (records must match).")
 flags.DEFINE_integer("num_words", 20, "T: word ids per expression (records must match).")
-flags.DEFINE_integer("iterations", None, "Iteration budget (default: config.DEFAULT_ITERATIONS).")
+flags.DEFINE_integer("iterations", None, "Iteration budget (default: the dataset's, config.DATASETS).")
 flags.DEFINE_integer("snapshot_every", None, "Steps between checkpoints (default per dataset).")
 flags.DEFINE_integer("batch_size", 1, "Batch size PER REPLICA (the original: 1).")
 flags.DEFINE_float("learning_rate", 2.5e-4, "Start of the polynomial decay (ends at 1e-5).")

@@ -54,9 +54,8 @@ import keras
 
 from tf_rmi import atomic_io
 from tf_rmi import run_dir as run_dir_lib
-from tf_rmi.config import (DEFAULT_ITERATIONS, DEFAULT_KEEP_CHECKPOINTS,
-                           DEFAULT_LR_DECAY_STEPS, DEFAULT_SNAPSHOT_EVERY, DataConfig, ModelConfig,
-                           RunConfig, TrainConfig)
+from tf_rmi.config import (DATASETS, DataConfig, ModelConfig, RunConfig, TrainConfig,
+                           dataset_spec)
 
 # The original printed exponential moving averages with this decay (main.py).
 DISPLAY_AVERAGE_DECAY = 0.99
@@ -347,8 +346,10 @@ def make_train_step(model, optimizer, train_cfg: TrainConfig,
 
 
 def default_train_split(dataset: str) -> str:
-    """The release trains ReferIt on trainval and the COCO sets on train."""
-    return "trainval" if dataset == "referit" else "train"
+    """The dataset's default training split (`config.DatasetSpec.train_split`:
+    the release trains ReferIt on trainval and the COCO sets on train);
+    "train" for records of a dataset outside the registry."""
+    return DATASETS[dataset].train_split if dataset in DATASETS else "train"
 
 
 def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weights: str = "deeplab",
@@ -372,10 +373,11 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                       deterministic: bool = False) -> RunConfig:
     """A RunConfig from plain values (what `train.py`'s flags hold).
 
-    `iterations` / `snapshot_every` default to the dataset's budget in
-    `config.DEFAULT_ITERATIONS` / `DEFAULT_SNAPSHOT_EVERY`, `keep_checkpoints` to
-    `DEFAULT_KEEP_CHECKPOINTS` (every snapshot for the paper's datasets); `vocab_size` None (0)
-    means "the size of the dataset's vocabulary file", resolved by `train`.
+    `iterations`, `snapshot_every`, `lr_decay_steps` and `keep_checkpoints`
+    default to the dataset's (`config.dataset_spec(dataset)`: the paper's
+    budget, every snapshot kept for the paper's datasets); an unknown dataset
+    is refused, naming the known ones. `vocab_size` None (0) means "the size of
+    the dataset's vocabulary file", resolved by `train`.
     """
     if model not in ("RMI", "LSTM"):
         raise ValueError(f"--model must be RMI or LSTM, got {model!r}")
@@ -387,17 +389,15 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
         raise ValueError(f"--strategy must be one of {STRATEGIES}, got {strategy!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"--precision must be one of {PRECISIONS}, got {precision!r}")
-    if dataset not in DEFAULT_ITERATIONS:
-        raise ValueError(f"Unknown dataset {dataset!r}: use one of "
-                         f"{', '.join(DEFAULT_ITERATIONS)}")
+    spec = dataset_spec(dataset)
     if iterations is None:
-        iterations = DEFAULT_ITERATIONS[dataset]
+        iterations = spec.iterations
     if snapshot_every is None:
-        snapshot_every = min(DEFAULT_SNAPSHOT_EVERY.get(dataset, iterations), iterations)
+        snapshot_every = min(spec.snapshot_every, iterations)
     if lr_decay_steps is None:
-        lr_decay_steps = DEFAULT_LR_DECAY_STEPS.get(dataset, 750000)
+        lr_decay_steps = spec.lr_decay_steps
     if keep_checkpoints is None:
-        keep_checkpoints = DEFAULT_KEEP_CHECKPOINTS.get(dataset, 5)
+        keep_checkpoints = spec.keep_checkpoints
     data = DataConfig(dataset=dataset, tfrecord_dir=tfrecord_dir, vocab_file=vocab_file,
                       input_size=input_size, num_words=num_words)
     model_cfg = ModelConfig(model=model, weights=weights, trunk=trunk,
