@@ -31,3 +31,29 @@ def test_makefile_knows_the_registrys_datasets():
     with open(os.path.join(REPO_ROOT, "Makefile")) as f:
         known = re.search(r"^KNOWN_DATASETS := (.*)$", f.read(), re.M).group(1).split()
     assert known == list(config.DATASETS)
+
+
+# ------------------------------------------------------------------ validate
+
+
+def test_validate_names_the_field_and_its_allowed_values():
+    bad = config.RunConfig(train=config.TrainConfig(strategy="tpu"))
+    with pytest.raises(config.ConfigError, match="train.strategy must be one of default, "
+                                                 "mirrored, multi_worker, got 'tpu'"):
+        bad.validate()
+    with pytest.raises(ValueError, match="train.eval_every must be 0 .* got -1"):
+        config.RunConfig(train=config.TrainConfig(eval_every=-1)).validate()
+
+
+def test_data_and_model_sizes_must_agree_only_for_training():
+    cfg = config.RunConfig(model=config.ModelConfig(input_size=64))
+    with pytest.raises(ValueError, match=r"data.input_size \(320\) differs from model.input_size"):
+        cfg.validate()
+    assert cfg.validate(for_training=False) is cfg  # a saved run read back to predict
+
+
+def test_the_choices_are_the_models_own():
+    from tf_rmi.models import layers, trunk
+
+    assert config.SMALL_TRUNK_NORMS == trunk.SmallTrunk.NORMS
+    assert config.UPSAMPLE_MODES == layers.UPSAMPLE_MODES

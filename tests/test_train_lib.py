@@ -281,7 +281,7 @@ def test_trunk_learning_rate_mult_scales_only_the_small_trunks_steps():
 def test_trunk_learning_rate_mult_is_refused_for_the_frozen_resnet():
     config = RunConfig(train=TrainConfig(trunk_learning_rate_mult=0.1))
     with pytest.raises(ValueError, match="needs trunk='small'"):
-        train_lib._check_consistent(config)
+        config.validate()
 
 
 # ------------------------------------------------------------------ the loop

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import os
 import types
 from typing import Any, Mapping, Optional, Tuple
@@ -86,6 +87,34 @@ def dataset_spec(name: str) -> DatasetSpec:
         return DATASETS[name]
     except (KeyError, TypeError):
         raise ValueError(f"Unknown dataset {name!r}: use one of {', '.join(DATASETS)}") from None
+
+
+# The values a choice field may take (`RunConfig.validate`). The model code
+# checks its own arguments too; tests/test_config.py keeps the two lists equal.
+MODELS = ("RMI", "LSTM")  # RMI or the LSTM baseline
+WEIGHTS = ("deeplab", "resnet")  # res5c + conv0, or the fc1000 logits
+TRUNKS = ("resnet101", "small")
+SMALL_TRUNK_NORMS = ("none", "group")
+UPSAMPLE_MODES = ("tf1", "half_pixel")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+class ConfigError(ValueError):
+    """A config field holds a value it may not: `field` ("train.strategy")
+    and `problem` ("must be one of ..., got 'x'"); the message is both."""
+
+    def __init__(self, field: str, problem: str):
+        self.field, self.problem = field, problem
+        super().__init__(f"{field} {problem}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _one_of(choices) -> str:
+    return f"{choices[0]} or {choices[1]}" if len(choices) == 2 else f"one of {', '.join(choices)}"
 
 
 @dataclasses.dataclass
@@ -198,6 +227,61 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def validate(self, for_training: bool = True) -> "RunConfig":
+        """Checks every field's value and the rules between fields; returns self.
+
+        Raises `ConfigError` (a ValueError) naming the field and what it may
+        be. `for_training=False` (a saved config read back to evaluate, export
+        or predict) leaves out what only reading training records needs: the
+        data section's input_size / num_words equal to the model's.
+        `data.dataset` may name records outside `DATASETS` (only the defaults
+        of `train_lib.config_from_flags` come from the registry).
+        """
+        d, m, t = self.data, self.model, self.train
+        choices = (("model.model", m.model, MODELS), ("model.weights", m.weights, WEIGHTS),
+                   ("model.trunk", m.trunk, TRUNKS),
+                   ("model.small_trunk_norm", m.small_trunk_norm, SMALL_TRUNK_NORMS),
+                   ("model.upsample", m.upsample, UPSAMPLE_MODES),
+                   ("train.strategy", t.strategy, STRATEGIES),
+                   ("train.precision", t.precision, PRECISIONS))
+        for name, value, allowed in choices:
+            if value not in allowed:
+                raise ConfigError(name, f"must be {_one_of(allowed)}, got {value!r}")
+        if not isinstance(d.dataset, str) or not d.dataset:
+            raise ConfigError("data.dataset", f"must name the records' dataset, got {d.dataset!r}")
+        at_least = (("data.input_size", d.input_size, 1), ("data.num_words", d.num_words, 1),
+                    ("model.small_trunk_width", m.small_trunk_width, 1),
+                    ("model.small_trunk_norm_groups", m.small_trunk_norm_groups, 1),
+                    ("train.iterations", t.iterations, 1),
+                    ("train.snapshot_every", t.snapshot_every, 1),
+                    ("train.batch_size", t.batch_size, 1), ("train.log_every", t.log_every, 1),
+                    ("train.lr_decay_steps", t.lr_decay_steps, 0),
+                    ("train.eval_every", t.eval_every, 0),
+                    ("train.eval_max_expressions", t.eval_max_expressions, 0))
+        for name, value, low in at_least:
+            if not (_is_number(value) and value >= low):
+                what = "0 (off) or more" if low == 0 else f"{low} or more"
+                raise ConfigError(name, f"must be {what}, got {value!r}")
+        for name, value in (("model.small_trunk_input_scale", m.small_trunk_input_scale),
+                            ("train.trunk_learning_rate_mult", t.trunk_learning_rate_mult)):
+            if not (_is_number(value) and value > 0):
+                raise ConfigError(name, f"must be positive, got {value!r}")
+        if t.trunk_learning_rate_mult != 1.0 and m.trunk != "small":
+            raise ConfigError("train.trunk_learning_rate_mult", (
+                f"needs trunk='small', got {t.trunk_learning_rate_mult} with the {m.trunk} "
+                "trunk (frozen, as the original's): leave it at 1"))
+        if t.pretrained and m.trunk == "small" and t.trunk_learning_rate_mult != 1.0:
+            raise ConfigError("train.trunk_learning_rate_mult", (
+                f"must be 1 with a pretrained small trunk, got {t.trunk_learning_rate_mult}: a "
+                "pretrained trunk is frozen (as the original's), so it has no learning rate"))
+        if for_training:
+            for name in ("input_size", "num_words"):
+                if getattr(d, name) != getattr(m, name):
+                    raise ConfigError(f"data.{name}", (
+                        f"({getattr(d, name)}) differs from model.{name} ({getattr(m, name)}): "
+                        "the records are read at the model's size; set them equal"))
+        return self
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
