@@ -1,4 +1,5 @@
-"""config: the dataset registry."""
+"""config: the dataset registry, validation, config.json versions, partial configs."""
+import json
 import os
 import re
 
@@ -57,3 +58,64 @@ def test_the_choices_are_the_models_own():
 
     assert config.SMALL_TRUNK_NORMS == trunk.SmallTrunk.NORMS
     assert config.UPSAMPLE_MODES == layers.UPSAMPLE_MODES
+
+
+# ----------------------------------------------------------- config.json versions
+
+# config.json as tf_rmi wrote it before lr_decay_steps existed (57b9713, the
+# first config.json: no `version`), for a small-trunk shapes run.
+OLD_CONFIG_JSON = """{"data": {"dataset": "shapes", "input_size": 320, "num_words": 20,
+  "tfrecord_dir": "records", "vocab_file": null},
+ "model": {"efficient_head": true, "embed_dim": 1000, "input_size": 320, "lstm_units": 1000,
+  "mlstm_units": 500, "model": "RMI", "num_words": 20, "small_trunk_width": 32,
+  "trunk": "small", "upsample": "tf1", "visual_dim": 1000, "vocab_size": 57,
+  "weights": "deeplab"},
+ "train": {"adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-08, "batch_size": 1,
+  "bias_lr_mult": 2.0, "end_learning_rate": 1e-05, "iterations": 1500, "jit_compile": false,
+  "keep_checkpoints": 5, "learning_rate": 0.00025, "log_every": 20, "lr_power": 0.9,
+  "precision": "float32", "pretrained": null, "seed": 0, "shuffle_buffer": 1000,
+  "snapshot_every": 500, "strategy": "default", "weight_decay": 0.0005}}"""
+
+
+def test_saved_config_carries_its_version_and_reads_back(tmp_path):
+    cfg = config.RunConfig(train=config.TrainConfig(learning_rate=1e-3, pretrained="w.h5"))
+    path = cfg.save(str(tmp_path))
+    with open(path) as f:
+        assert json.load(f)["version"] == config.CONFIG_VERSION == 2
+    assert config.RunConfig.load(str(tmp_path)) == cfg
+
+
+def test_a_version_less_config_is_migrated_to_what_its_tf_rmi_did(tmp_path):
+    (tmp_path / "config.json").write_text(OLD_CONFIG_JSON)
+    cfg = config.RunConfig.load(str(tmp_path))
+    # Before f882067 the learning rate decayed over the iteration budget.
+    assert cfg.train.lr_decay_steps == 0
+    assert (cfg.train.iterations, cfg.model.vocab_size, cfg.model.trunk) == (1500, 57, "small")
+    plain_trunk = dict(small_trunk_input_scale=1.0, small_trunk_norm="none",
+                       small_trunk_residual=False, small_trunk_aligned=False,
+                       small_trunk_standardize=False, small_trunk_context=False)
+    assert {k: getattr(cfg.model, k) for k in plain_trunk} == plain_trunk
+    assert (cfg.train.eval_every, cfg.train.deterministic,
+            cfg.train.trunk_learning_rate_mult) == (0, False, 1.0)
+    # A version-less file that has the field keeps its value.
+    values = json.loads(OLD_CONFIG_JSON)
+    values["train"]["lr_decay_steps"] = 750000
+    assert config.RunConfig.from_dict(values).train.lr_decay_steps == 750000
+
+
+def test_a_missing_field_with_no_migration_is_refused_by_name():
+    values = json.loads(OLD_CONFIG_JSON)
+    del values["train"]["weight_decay"], values["model"]["visual_dim"]
+    with pytest.raises(ValueError, match=r"lacks model.visual_dim, train.weight_decay, which no "
+                                         r"recorded migration fills .* add them"):
+        config.RunConfig.from_dict(values)
+    current = config.RunConfig().to_dict()
+    del current["train"]["lr_decay_steps"]  # migrations are for files without a version
+    with pytest.raises(ValueError, match="lacks train.lr_decay_steps"):
+        config.RunConfig.from_dict(current)
+
+
+def test_a_newer_config_version_is_refused():
+    values = dict(config.RunConfig().to_dict(), version=3)
+    with pytest.raises(ValueError, match="config version 3, newer than this tf_rmi reads \\(2\\)"):
+        config.RunConfig.from_dict(values)

@@ -1,17 +1,29 @@
-"""Configuration dataclasses, one per concern, with the paper's defaults.
+"""Configuration: what each setting is, its default, what it may be, and its files.
 
-Entry points fill these from flags; training writes the resolved `RunConfig`
-as `config.json` beside its checkpoints, and evaluation / export read it back
-instead of re-taking architecture flags.
+Owns the dataset registry (`DATASETS`: one frozen `DatasetSpec` per dataset
+flag, its vocabulary, splits and training defaults), the config dataclasses
+(`DataConfig`, `ModelConfig`, `TrainConfig` in a `RunConfig`; `EvalConfig`)
+with the paper's defaults, their checks (`RunConfig.validate`), the versioned
+`config.json` format (`CONFIG_VERSION`; files of older tf_rmi read through
+`_MIGRATIONS`) and partial configs of the same schema (`load_config_file`,
+`apply_overrides` for `section.field=value` strings).
+
+Entry points fill a RunConfig from flags (then a config file and overrides);
+training writes the resolved one as `config.json` beside its checkpoints, and
+evaluation / export read it back instead of re-taking architecture flags.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import math
 import numbers
 import os
+import re
 import types
-from typing import Any, Mapping, Optional, Tuple
+import typing
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from tf_rmi import atomic_io
 from tf_rmi.inference import THRESHOLD
@@ -226,7 +238,8 @@ class RunConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The config.json form: `version` (CONFIG_VERSION) and the three sections."""
+        return {"version": CONFIG_VERSION, **dataclasses.asdict(self)}
 
     def validate(self, for_training: bool = True) -> "RunConfig":
         """Checks every field's value and the rules between fields; returns self.
@@ -284,12 +297,45 @@ class RunConfig:
         return self
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunConfig":
-        return cls(
-            data=_fill(DataConfig, d.get("data", {})),
-            model=_fill(ModelConfig, d.get("model", {})),
-            train=_fill(TrainConfig, d.get("train", {})),
-        )
+    def from_dict(cls, d: Mapping, source: str = "run config") -> "RunConfig":
+        """Reads the config.json form: every field of every section, typed as
+        the dataclasses say, then `validate(for_training=False)`.
+
+        A dict without `version` was written by tf_rmi before versions (1): each
+        field it lacks is filled from `_MIGRATIONS` with the value that makes
+        today's code do what the writer's did. A missing field with no recorded
+        migration, a `version` newer than CONFIG_VERSION, an unknown section or
+        field and a badly typed value are refused (ValueError naming `source`).
+        """
+        if not isinstance(d, Mapping):
+            raise ValueError(f"{source}: a run config is a JSON object, got {type(d).__name__}")
+        version = d.get("version", 1)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ValueError(f"{source}: version must be an integer from 1 to "
+                             f"{CONFIG_VERSION}, got {version!r}")
+        if version > CONFIG_VERSION:
+            raise ValueError(
+                f"{source} is config version {version}, newer than this tf_rmi reads "
+                f"({CONFIG_VERSION}): read it with the tf_rmi that wrote it, or update tf_rmi")
+        values = {k: v for k, v in d.items() if k != "version"}
+        _check_sections(values, source)
+        sections = {name: dict(values.get(name, {})) for name in SECTIONS}
+        for older in range(version, CONFIG_VERSION):
+            for migration in _MIGRATIONS.get(older, ()):
+                sections[migration.section].setdefault(migration.field, migration.value)
+        missing = [f"{name}.{f.name}" for name, section_cls in SECTIONS.items()
+                   for f in dataclasses.fields(section_cls) if f.name not in sections[name]]
+        if missing:
+            raise ValueError(
+                f"{source} (config version {version}) lacks {', '.join(missing)}, which no "
+                "recorded migration fills (tf_rmi/config.py _MIGRATIONS): add them to it with "
+                "the values the run was trained with")
+        checked = check_partial(sections, source)
+        config = cls(**{name: SECTIONS[name](**checked[name]) for name in SECTIONS})
+        try:
+            return config.validate(for_training=False)
+        except ConfigError as err:
+            raise ConfigError(err.field, f"{err.problem} (in {source})") from None
 
     def save(self, run_dir: str) -> str:
         """Writes `config.json` atomically (temp name, then rename)."""
@@ -306,18 +352,207 @@ class RunConfig:
             raise FileNotFoundError(
                 f"No run config at {path}: point at a run directory written by "
                 "`make train` (it holds config.json beside the checkpoints).")
-        with open(path) as f:
-            return cls.from_dict(json.load(f))
+        return cls.from_dict(_read_json(path), source=path)
 
 
-def _fill(cls, values: dict) -> Any:
-    """Builds dataclass `cls` from `values`, rejecting unknown keys by name."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"Unknown {cls.__name__} fields {unknown}; known: {sorted(names)}")
-    out = dict(values)
-    for f in dataclasses.fields(cls):
-        if f.name in out and isinstance(f.default, tuple):
-            out[f.name] = tuple(out[f.name])
-    return cls(**out)
+# ------------------------------------------------------------- config.json schema
+
+# The config.json format. 2: `version` written, every field present. Files
+# without `version` (1) come from tf_rmi before it; they are read through
+# `_MIGRATIONS`.
+CONFIG_VERSION = 2
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+@dataclasses.dataclass(frozen=True)
+class Migration:
+    """How a config.json of an older version that lacks `section.field` is
+    read: with `value`, which makes today's code do what its writer did."""
+
+    section: str
+    field: str
+    value: Any
+    commit: str  # the commit that added the field
+    why: str
+
+
+# Per version: the fields added since, each with the value that reproduces
+# what tf_rmi did before it. Only what a field can express is here: code
+# changes no field undoes are not (the training stream of 95df6fa; the small
+# trunk's layers of f6a853a, whose older checkpoints no longer restore).
+_MIGRATIONS: Dict[int, Tuple[Migration, ...]] = {
+    1: (
+        Migration("train", "lr_decay_steps", 0, "f882067",
+                  "the decay ran over `iterations` (0); the field came with today's default, "
+                  "the original's fixed 750000"),
+        Migration("model", "small_trunk_input_scale", 1.0, "1115879",
+                  "the small trunk took the Caffe-preprocessed input unscaled"),
+        Migration("model", "small_trunk_norm", "none", "1115879",
+                  "no normalisation between conv and ReLU"),
+        Migration("model", "small_trunk_norm_groups", 4, "1115879",
+                  "read only with small_trunk_norm='group'"),
+        Migration("train", "eval_every", 0, "1115879", "no validation during training"),
+        Migration("train", "eval_split", "val", "1115879", "read only when eval_every > 0"),
+        Migration("train", "eval_max_expressions", 0, "1115879",
+                  "read only when eval_every > 0"),
+        Migration("model", "small_trunk_residual", False, "0dab5e9", "no identity shortcuts"),
+        Migration("model", "small_trunk_aligned", False, "8e406d0",
+                  "TF SAME padding of the stride-2 convs"),
+        Migration("train", "deterministic", False, "9eee388", "op determinism not enabled"),
+        Migration("model", "small_trunk_standardize", False, "c3711d9",
+                  "conv7 with ReLU, not standardised"),
+        Migration("train", "trunk_learning_rate_mult", 1.0, "c3711d9",
+                  "the small trunk stepped at the learning rate"),
+        Migration("model", "small_trunk_context", False, "91c54f2",
+                  "no directional maxima appended"),
+    ),
+}
+
+
+def _read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON: {err}") from None
+
+
+@functools.lru_cache(maxsize=None)
+def _field_types(section: str) -> Dict[str, Any]:
+    return typing.get_type_hints(SECTIONS[section])
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+               Optional[str]: "a string or none"}
+
+
+def _type_name(section: str, name: str) -> str:
+    return _TYPE_NAMES[_field_types(section)[name]]
+
+
+def _check_sections(values: Mapping, source: str) -> None:
+    """Refuses a section or field the schema does not have, naming the valid ones."""
+    for section, fields in values.items():
+        if section not in SECTIONS:
+            raise ValueError(f"{source}: unknown section {section!r}; valid sections: "
+                             f"{', '.join(SECTIONS)}")
+        if not isinstance(fields, Mapping):
+            raise ValueError(f"{source}: section {section!r} must be a JSON object of fields, "
+                             f"got {fields!r}")
+        names = [f.name for f in dataclasses.fields(SECTIONS[section])]
+        for name in fields:
+            if name not in names:
+                raise ValueError(f"{source}: unknown field {section}.{name}; valid {section} "
+                                 f"fields: {', '.join(names)}")
+
+
+def _json_value(section: str, name: str, value: Any, source: str) -> Any:
+    """`value` as read from JSON, checked against the field's type."""
+    kind = _field_types(section)[name]
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif kind is str:
+        ok = isinstance(value, str)
+    elif kind == Optional[str]:
+        ok = value is None or isinstance(value, str)
+    else:  # a field of a new type: teach _TYPE_NAMES, _json_value and _text_value
+        raise TypeError(f"{section}.{name} has type {kind}, which config files cannot hold")
+    if not ok:
+        raise ConfigError(f"{section}.{name}",
+                          f"must be {_type_name(section, name)}, got {value!r} (in {source})")
+    return value
+
+
+_BAD = object()  # "does not parse" (None is a value: Optional[str]'s none)
+
+
+def _text_value(section: str, name: str, text: str, source: str) -> Any:
+    """`text` (an override's value) parsed by the field's type: int, float
+    (1e-4 too), bool (true/false/1/0), str, Optional[str] ("none" is None)."""
+    kind = _field_types(section)[name]
+    word = text.strip().lower()
+    value: Any = _BAD
+    if kind is bool:
+        value = {"true": True, "1": True, "false": False, "0": False}.get(word, _BAD)
+    elif kind is int:
+        value = int(word) if re.fullmatch(r"[+-]?\d+", word) else _BAD
+    elif kind is float:
+        try:
+            value = float(word)
+        except ValueError:
+            pass
+        if value is not _BAD and not math.isfinite(value):
+            value = _BAD
+    elif kind is str:
+        value = text
+    elif kind == Optional[str]:
+        value = None if word == "none" else text
+    if value is _BAD:
+        raise ConfigError(f"{section}.{name}",
+                          f"must be {_type_name(section, name)}, got {text!r} (in {source})")
+    return value
+
+
+def check_partial(values: Mapping, source: str) -> Dict[str, Dict[str, Any]]:
+    """A partial run config ({section: {field: JSON value}}, some sections,
+    some fields) with names and types checked; an optional `version` must be
+    CONFIG_VERSION. Raises ValueError naming `source`, the field and the fix."""
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{source}: a config is a JSON object of sections "
+                         f"({', '.join(SECTIONS)}), got {type(values).__name__}")
+    values = dict(values)
+    version = values.pop("version", CONFIG_VERSION)
+    if version != CONFIG_VERSION:
+        raise ValueError(f"{source}: version {version!r}, but a config file applied to a run "
+                         f"is read as version {CONFIG_VERSION}: drop `version` or write "
+                         f"{CONFIG_VERSION}")
+    _check_sections(values, source)
+    return {section: {name: _json_value(section, name, value, source)
+                      for name, value in fields.items()}
+            for section, fields in values.items()}
+
+
+def load_config_file(path: str) -> Dict[str, Dict[str, Any]]:
+    """A partial run config from JSON file `path` (`check_partial`): e.g.
+    `{"train": {"learning_rate": 1e-3}, "model": {"model": "LSTM"}}`; apply it
+    with `apply_partial`. A run's own config.json (version 2) is one too."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No config file {path}: pass a JSON file of sections "
+                                f"({', '.join(SECTIONS)}) with the fields to set")
+    return check_partial(_read_json(path), source=path)
+
+
+def apply_partial(run_config: RunConfig, partial: Mapping[str, Mapping[str, Any]]) -> RunConfig:
+    """`run_config` with the fields of a checked partial config replaced (not validated:
+    validate once every layer is applied)."""
+    return dataclasses.replace(run_config, **{
+        section: dataclasses.replace(getattr(run_config, section), **fields)
+        for section, fields in partial.items() if fields})
+
+
+def parse_override(item: str) -> Tuple[str, str, Any]:
+    """`"section.field=value"` -> (section, field, value parsed by the field's type)."""
+    source = f"override {item!r}"
+    key, sep, text = item.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or not name or "." in name:
+        raise ValueError(f"{source}: expected section.field=value (sections "
+                         f"{', '.join(SECTIONS)}), e.g. train.learning_rate=1e-3")
+    _check_sections({section: {name: None}}, source)
+    return section, name, _text_value(section, name, text, source)
+
+
+def apply_overrides(run_config: RunConfig, overrides: Sequence[str]) -> RunConfig:
+    """`run_config` with each `section.field=value` of `overrides` applied in
+    order (sections data, model, train; `parse_override`); not validated."""
+    partial: Dict[str, Dict[str, Any]] = {}
+    for item in overrides:
+        section, name, value = parse_override(item)
+        partial.setdefault(section, {})[name] = value
+    return apply_partial(run_config, partial)
