@@ -119,3 +119,64 @@ def test_a_newer_config_version_is_refused():
     values = dict(config.RunConfig().to_dict(), version=3)
     with pytest.raises(ValueError, match="config version 3, newer than this tf_rmi reads \\(2\\)"):
         config.RunConfig.from_dict(values)
+
+
+# ------------------------------------------------------- overrides, partial files
+
+
+def test_overrides_parse_each_fields_type():
+    cfg = config.apply_overrides(config.RunConfig(train=config.TrainConfig(pretrained="w.h5")), [
+        "train.iterations=12", "train.learning_rate=1e-4", "train.jit_compile=true",
+        "train.deterministic=1", "model.efficient_head=0", "model.model=LSTM",
+        "train.pretrained=none", "data.vocab_file=words.txt", "train.adam_beta1=0.5"])
+    assert (cfg.train.iterations, cfg.train.learning_rate, cfg.train.adam_beta1) == (12, 1e-4, 0.5)
+    assert (cfg.train.jit_compile, cfg.train.deterministic, cfg.model.efficient_head) == (
+        True, True, False)
+    assert (cfg.model.model, cfg.train.pretrained, cfg.data.vocab_file) == (
+        "LSTM", None, "words.txt")
+    assert config.apply_overrides(cfg, ["train.jit_compile=False"]).train.jit_compile is False
+
+
+@pytest.mark.parametrize("item,message", [
+    ("eval.split=test", "unknown section 'eval'; valid sections: data, model, train"),
+    ("train.lr=1e-3", "unknown field train.lr; valid train fields: iterations, snapshot_every,"),
+    ("learning_rate=1e-3", "expected section.field=value"),
+])
+def test_an_unknown_key_is_refused_listing_the_valid_ones(item, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config.apply_overrides(config.RunConfig(), [item])
+
+
+@pytest.mark.parametrize("item,message", [
+    ("train.iterations=1.5", "train.iterations must be an integer, got '1.5'"),
+    ("train.learning_rate=fast", "train.learning_rate must be a number, got 'fast'"),
+    ("train.jit_compile=yes", "train.jit_compile must be true or false, got 'yes'"),
+])
+def test_a_bad_value_is_refused_with_the_fields_type(item, message):
+    with pytest.raises(config.ConfigError, match=re.escape(message)):
+        config.apply_overrides(config.RunConfig(), [item])
+
+
+def test_a_partial_config_file_sets_only_its_fields(tmp_path):
+    path = tmp_path / "lstm.json"
+    path.write_text('{"model": {"model": "LSTM"}, "train": {"learning_rate": 1, "seed": 3}}')
+    cfg = config.apply_partial(config.RunConfig(), config.load_config_file(str(path)))
+    assert (cfg.model.model, cfg.train.learning_rate, cfg.train.seed) == ("LSTM", 1.0, 3)
+    assert cfg.train.iterations == config.TrainConfig().iterations
+    path.write_text('{"train": {"seed": "3"}}')
+    with pytest.raises(ValueError, match=r"train.seed must be an integer, got '3' \(in .*lstm"):
+        config.load_config_file(str(path))
+
+
+def test_set_is_applied_by_trains_config_builder_after_the_flags_and_the_file(tmp_path):
+    from tf_rmi import train_lib
+
+    path = tmp_path / "partial.json"
+    path.write_text('{"model": {"model": "LSTM"}, "train": {"learning_rate": 1e-3}}')
+    flag_values = dict(dataset="shapes", tfrecord_dir="records", learning_rate=5e-4)
+    cfg = train_lib.config_from_command_line(
+        flag_values, str(path), ["train.learning_rate=2e-3", "train.adam_beta2=0.99"])
+    assert (cfg.model.model, cfg.train.learning_rate, cfg.train.adam_beta2) == ("LSTM", 2e-3, 0.99)
+    assert cfg.train.iterations == config.dataset_spec("shapes").iterations  # from --dataset
+    with pytest.raises(ValueError, match="model.trunk must be resnet101 or small, got 'vgg'"):
+        train_lib.config_from_command_line(flag_values, None, ["model.trunk=vgg"])

@@ -55,7 +55,8 @@ import keras
 from tf_rmi import atomic_io
 from tf_rmi import run_dir as run_dir_lib
 from tf_rmi.config import (DATASETS, PRECISIONS, STRATEGIES, ConfigError, DataConfig,
-                           ModelConfig, RunConfig, TrainConfig, dataset_spec)
+                           ModelConfig, RunConfig, TrainConfig, apply_overrides, apply_partial,
+                           dataset_spec, load_config_file)
 
 # The original printed exponential moving averages with this decay (main.py).
 DISPLAY_AVERAGE_DECAY = 0.99
@@ -418,6 +419,20 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
             # Every field here comes from the flag of its name.
             raise ValueError(f"--{err.field.split('.')[-1]} {err.problem}") from None
     return config
+
+
+def config_from_command_line(flag_values: Dict[str, object], config_file: Optional[str] = None,
+                             overrides: Sequence[str] = ()) -> RunConfig:
+    """`tf_rmi.train`'s config: `config_from_flags(**flag_values)` (the dataset's
+    defaults for unset budget flags), then the partial JSON `config_file`
+    (`config.load_config_file`), then each `section.field=value` of `overrides`
+    (`config.apply_overrides`), then `RunConfig.validate()`. The file and the
+    overrides set exactly the fields they name: a dataset they name brings no
+    defaults of its own (pass --dataset for those)."""
+    config = config_from_flags(**flag_values, check=False)
+    if config_file:
+        config = apply_partial(config, load_config_file(config_file))
+    return apply_overrides(config, overrides).validate()
 
 
 def resolve_vocab_size(run_config: RunConfig) -> RunConfig:
