@@ -133,3 +133,28 @@ def test_checkpoint_prefix_and_the_keras_alternative_are_accepted(tmp_path):
     assert exp.run_config(str(tmp_path), pretrained=str(h5)).train.pretrained == str(h5)
     with pytest.raises(FileNotFoundError, match="--pretrained"):
         exp.run_config(str(tmp_path), pretrained=str(tmp_path / "absent.h5"))
+
+
+def test_every_experiment_file_is_a_partial_run_config_that_validates():
+    from tf_rmi import config
+
+    paths = sorted(glob.glob(os.path.join(CONFIGS_DIR, "*.json")))
+    assert len(paths) == 16
+    for path in paths:
+        with open(path) as f:
+            values = json.load(f)
+        del values["experiment"]
+        assert set(config.check_partial(values, path)) == {"data", "model", "train"}, path
+        exp = experiment_lib.Experiment.load(path)
+        exp.pretrained = None  # the weight files are not in the checkout
+        assert exp.run_config("records").validate() is not None
+
+
+def test_an_experiment_file_with_an_unknown_field_is_refused(tmp_path):
+    with open(os.path.join(CONFIGS_DIR, "D_RMI_unc.json")) as f:
+        values = json.load(f)
+    values["train"]["learning_rat"] = 0.1
+    path = tmp_path / "typo.json"
+    path.write_text(json.dumps(values))
+    with pytest.raises(ValueError, match="unknown field train.learning_rat; valid train fields"):
+        experiment_lib.Experiment.load(str(path))
