@@ -54,6 +54,7 @@ import keras
 
 from tf_rmi import atomic_io
 from tf_rmi import run_dir as run_dir_lib
+# STRATEGIES and PRECISIONS (owned by config) stay importable from here: tf_rmi.train's flags.
 from tf_rmi.config import (DATASETS, PRECISIONS, STRATEGIES, ConfigError, DataConfig,
                            ModelConfig, RunConfig, TrainConfig, apply_overrides, apply_partial,
                            dataset_spec, load_config_file)
