@@ -19,6 +19,10 @@ PRETRAINED ?=
 STRATEGY ?=
 PRECISION ?=
 DETERMINISTIC ?=
+# make train: a partial run config (JSON) and section.field=value overrides,
+# applied after the other flags (e.g. SET="train.learning_rate=1e-3 train.seed=2").
+TRAIN_CONFIG ?=
+SET ?=
 CRF ?= 0
 EXPORT_DIR ?= exports/$(notdir $(RUN))
 PYTEST_ARGS ?=
@@ -71,7 +75,7 @@ help:
 	@echo "  make demo-readme copy experiments/demo/summary.md into README.md's demo block"
 	@echo "  make preprocess  write TFRecords: DATASET= DATA_ROOT= OUT= [SPLITS=]"
 	@echo "  make pretrain-trunk  shapes only: pretrain the small trunk (OUT= SHAPES_TRUNK=runs/shapes_trunk)"
-	@echo "  make train       train a run: DATASET= MODEL=RMI|LSTM WEIGHTS=deeplab|resnet RUN= [ITERS=] [PRETRAINED=]"
+	@echo "  make train       train a run: DATASET= MODEL=RMI|LSTM WEIGHTS=deeplab|resnet RUN= [ITERS=] [PRETRAINED=] [TRAIN_CONFIG=] [SET=]"
 	@echo "                   [STRATEGY=default|mirrored|multi_worker] [PRECISION=mixed_float16|mixed_bfloat16] [DETERMINISTIC=1]"
 	@echo "  make eval        evaluate a run: CKPT= SPLIT= OUT= [CRF=1]"
 	@echo "  make export      export a SavedModel: CKPT= EXPORT_DIR="
@@ -116,7 +120,8 @@ train: venv $(SHAPES_TRAIN_NEEDS)
 	  $(if $(ITERS),--iterations=$(ITERS),) $(if $(PRETRAINED),--pretrained=$(PRETRAINED),) \
 	  $(if $(STRATEGY),--strategy=$(STRATEGY),) $(if $(PRECISION),--precision=$(PRECISION),) \
 	  $(if $(filter 1 yes true,$(DETERMINISTIC)),--deterministic,) \
-	  $(SHAPES_TRAIN_FLAGS)
+	  $(SHAPES_TRAIN_FLAGS) $(if $(TRAIN_CONFIG),--config=$(TRAIN_CONFIG),) \
+	  $(foreach s,$(SET),--set=$(s))
 
 eval: venv
 	$(PY) -m tf_rmi.evaluate --checkpoint=$(CKPT) --split=$(SPLIT) --tfrecord_dir=$(OUT) \

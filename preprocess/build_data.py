@@ -19,7 +19,7 @@ from tf_rmi import config
 from tf_rmi.errors import clean_exit
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("dataset", "shapes", list(config.SPLITS_FOR_DATASET), "Dataset to write.")
+flags.DEFINE_enum("dataset", "shapes", list(config.DATASETS), "Dataset to write.")
 flags.DEFINE_string("data_root", None, "Raw data: REFER's data/ folder (with the COCO "
                     "images under images/train2014) or ReferIt's data/referit/.")
 flags.DEFINE_string("output_dir", "data/tfrecords", "Records go to <output_dir>/<dataset>/.")

@@ -131,6 +131,25 @@ def test_max_expressions_stops_early(setup):
     assert results["expressions"] == 4 and results["raw"]["count"] == 4
 
 
+def test_iou_thresholds_and_length_groups_are_the_eval_configs(setup):
+    root, count, model, run_config = setup
+    results = eval_lib.evaluate(model, run_config, EvalConfig(
+        split="val", iou_thresholds=(0.25, 0.75), num_length_groups=2), progress=False)
+    raw = results["raw"]
+    per = results["per_expression"]["raw"]
+    ious = np.array(per["intersection"]) / np.maximum(np.array(per["union"]), 1)
+    assert raw["precision"] == {"0.25": pytest.approx(np.mean(ious >= 0.25)),
+                                "0.75": pytest.approx(np.mean(ious >= 0.75))}
+    # Lengths 2, 3 and 4 words: 3 groups by default (one per length), 2 asked.
+    default = eval_lib.evaluate(model, run_config, EvalConfig(split="val"), progress=False)
+    assert list(default["raw"]["precision"]) == ["0.5", "0.6", "0.7", "0.8", "0.9"]
+    assert len(default["length_group_bounds"]) == 3
+    assert len(results["length_group_bounds"]) == len(raw["length_groups"]) == 2
+    assert sum(g["count"] for g in raw["length_groups"]) == count
+    assert "P@0.25" in eval_lib.console_summary(results)
+    assert "P@0.75" in eval_lib.results_markdown(results)
+
+
 def test_empty_record_set_is_a_clear_error(setup, tmp_path):
     _, _, model, run_config = setup
     root = str(tmp_path)

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from tf_rmi import experiment_lib
-from tf_rmi.config import SPLITS_FOR_DATASET
+from tf_rmi.config import dataset_spec
 
 CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "experiments", "configs")
@@ -32,8 +32,8 @@ def test_every_table1_cell_is_covered_by_a_config():
 def test_configs_use_the_original_budget_and_known_splits():
     for exp in _configs():
         assert exp.train["iterations"] == 750000
-        assert exp.train_split in SPLITS_FOR_DATASET[exp.dataset]
-        assert set(exp.eval_splits) <= set(SPLITS_FOR_DATASET[exp.dataset])
+        assert exp.train_split in dataset_spec(exp.dataset).splits
+        assert set(exp.eval_splits) <= set(dataset_spec(exp.dataset).splits)
         weights = "resnet" if exp.table1_row.startswith("R") else "deeplab"
         assert exp.model["weights"] == weights
         assert exp.model["model"] == exp.table1_row.split("+")[1]
@@ -133,3 +133,28 @@ def test_checkpoint_prefix_and_the_keras_alternative_are_accepted(tmp_path):
     assert exp.run_config(str(tmp_path), pretrained=str(h5)).train.pretrained == str(h5)
     with pytest.raises(FileNotFoundError, match="--pretrained"):
         exp.run_config(str(tmp_path), pretrained=str(tmp_path / "absent.h5"))
+
+
+def test_every_experiment_file_is_a_partial_run_config_that_validates():
+    from tf_rmi import config
+
+    paths = sorted(glob.glob(os.path.join(CONFIGS_DIR, "*.json")))
+    assert len(paths) == 16
+    for path in paths:
+        with open(path) as f:
+            values = json.load(f)
+        del values["experiment"]
+        assert set(config.check_partial(values, path)) == {"data", "model", "train"}, path
+        exp = experiment_lib.Experiment.load(path)
+        exp.pretrained = None  # the weight files are not in the checkout
+        assert exp.run_config("records").validate() is not None
+
+
+def test_an_experiment_file_with_an_unknown_field_is_refused(tmp_path):
+    with open(os.path.join(CONFIGS_DIR, "D_RMI_unc.json")) as f:
+        values = json.load(f)
+    values["train"]["learning_rat"] = 0.1
+    path = tmp_path / "typo.json"
+    path.write_text(json.dumps(values))
+    with pytest.raises(ValueError, match="unknown field train.learning_rat; valid train fields"):
+        experiment_lib.Experiment.load(str(path))

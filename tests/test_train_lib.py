@@ -281,7 +281,7 @@ def test_trunk_learning_rate_mult_scales_only_the_small_trunks_steps():
 def test_trunk_learning_rate_mult_is_refused_for_the_frozen_resnet():
     config = RunConfig(train=TrainConfig(trunk_learning_rate_mult=0.1))
     with pytest.raises(ValueError, match="needs trunk='small'"):
-        train_lib._check_consistent(config)
+        config.validate()
 
 
 # ------------------------------------------------------------------ the loop
@@ -452,9 +452,9 @@ def test_config_from_flags_keeps_every_snapshot_for_the_paper_datasets():
 def test_config_from_flags_takes_the_dataset_budget():
     config = train_lib.config_from_flags(dataset="shapes", tfrecord_dir="records", model="LSTM",
                                          weights="resnet", trunk="small")
-    from tf_rmi.config import DEFAULT_ITERATIONS, DEFAULT_SNAPSHOT_EVERY
+    from tf_rmi.config import dataset_spec
     assert (config.train.iterations, config.train.snapshot_every) == (
-        DEFAULT_ITERATIONS["shapes"], DEFAULT_SNAPSHOT_EVERY["shapes"])
+        dataset_spec("shapes").iterations, dataset_spec("shapes").snapshot_every)
     assert config.model.vocab_size == 0  # resolved from the vocabulary by train()
     assert (config.model.model, config.model.weights, config.model.trunk) == ("LSTM", "resnet", "small")
     with pytest.raises(ValueError, match="--model must be RMI or LSTM"):

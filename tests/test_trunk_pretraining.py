@@ -120,7 +120,7 @@ def test_training_with_a_pretrained_small_trunk_keeps_it_frozen(pretrained, tfre
 def test_a_pretrained_small_trunk_refuses_a_trunk_learning_rate():
     config = tiny_run_config("records", pretrained="somewhere", trunk_learning_rate_mult=0.1)
     with pytest.raises(ValueError, match="frozen"):
-        train_lib._check_consistent(config)
+        config.validate()
 
 
 def test_shapes_source_for_rebuilds_the_recorded_source(tmp_path):

@@ -361,13 +361,15 @@ def write_results(results: dict, out_dir: str) -> None:
 def console_summary(results: dict) -> str:
     """A few lines for the terminal."""
     s = results["raw"]
+    # P@0.5, or the first threshold of an EvalConfig.iou_thresholds without 0.5.
+    at = "0.5" if "0.5" in s["precision"] else next(iter(s["precision"]))
     text_out = (f"{results['dataset']} {results['split']} ({results['expressions']} expressions): "
                 f"overall IoU {100 * s['overall_iou']:.2f}, mean IoU {100 * s['mean_iou']:.2f}, "
-                f"P@0.5 {100 * s['precision']['0.5']:.2f}")
+                f"P@{at} {100 * s['precision'][at]:.2f}")
     if results["crf"]:
         c = results["crf"]
         text_out += (f"\n  with DenseCRF: overall IoU {100 * c['overall_iou']:.2f}, "
-                     f"mean IoU {100 * c['mean_iou']:.2f}, P@0.5 {100 * c['precision']['0.5']:.2f}")
+                     f"mean IoU {100 * c['mean_iou']:.2f}, P@{at} {100 * c['precision'][at]:.2f}")
     bounds = ", ".join(f"{lo}-{hi}" for lo, hi in results["length_group_bounds"])
     groups = ", ".join(f"{100 * g['overall_iou']:.1f}" for g in s["length_groups"])
     text_out += f"\n  by length ({bounds} words): {groups}"

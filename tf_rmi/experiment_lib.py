@@ -1,7 +1,8 @@
 """The paper's Table 1 as runnable experiments.
 
 An experiment config (`experiments/configs/<name>.json`) names one model
-variant (R/D x LSTM/RMI) on one dataset; running it trains on the training
+variant (R/D x LSTM/RMI) on one dataset: a partial run config (the schema of
+`config.load_config_file`) plus an `experiment` section; running it trains on the training
 split and evaluates every evaluation split with and without DenseCRF in one
 pass, so one config fills both the plain and the +DCRF row of Table 1 for that
 dataset's columns. `results_table` puts the paper's numbers (every cell of
@@ -17,8 +18,8 @@ import json
 import os
 from typing import Dict, List, Optional
 
-from tf_rmi.config import (DEFAULT_SNAPSHOT_EVERY, DataConfig, EvalConfig,
-                           ModelConfig, RunConfig, TrainConfig)
+from tf_rmi.config import (EvalConfig, ModelConfig, RunConfig, apply_partial, check_partial,
+                           dataset_spec)
 from tf_rmi.data import paper_tables
 
 # Table 1 columns, in the paper's order: (dataset, split, column title).
@@ -45,9 +46,21 @@ def paper_table1(path: str = paper_tables.TABLE1_CSV) -> Dict[str, Dict[str, Opt
                   for dataset, split, title in TABLE1_COLUMNS} for row in TABLE1_ROWS}
 
 
+# The `experiment` section of an experiment file: what to run and where its
+# numbers go in Table 1. The rest of the file is a partial run config.
+EXPERIMENT_FIELDS = ("name", "table1_row", "train_split", "eval_splits", "crf")
+
+
 @dataclasses.dataclass
 class Experiment:
-    """One experiment config file."""
+    """One experiment config file.
+
+    The file is a partial run config (sections `data`, `model`, `train`, the
+    schema of `config.load_config_file`; `data.dataset` required) plus an
+    `experiment` section (`EXPERIMENT_FIELDS`). `dataset` and `pretrained`
+    are the file's data.dataset and train.pretrained; `data`, `model` and
+    `train` hold the rest of those sections.
+    """
 
     name: str
     table1_row: str  # "R+LSTM", "D+RMI", ...
@@ -58,24 +71,46 @@ class Experiment:
     model: dict = dataclasses.field(default_factory=dict)
     train: dict = dataclasses.field(default_factory=dict)
     pretrained: Optional[str] = None
+    data: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str) -> "Experiment":
         if not os.path.exists(path):
             raise FileNotFoundError(
                 f"No experiment config {path}; the configs are in experiments/configs/.")
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             values = json.load(f)
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"{path}: unknown experiment fields {unknown}")
-        return cls(**values)
+        if not isinstance(values, dict) or not isinstance(values.get("experiment"), dict):
+            raise ValueError(f"{path}: an experiment config is a JSON object with an "
+                             f"\"experiment\" section ({', '.join(EXPERIMENT_FIELDS)}) and "
+                             "the run config sections data, model, train")
+        meta = values.pop("experiment")
+        unknown = sorted(set(meta) - set(EXPERIMENT_FIELDS))
+        missing = [k for k in EXPERIMENT_FIELDS if k not in meta]
+        if unknown or missing:
+            raise ValueError(f"{path}: experiment fields {unknown or missing} "
+                             f"{'unknown' if unknown else 'missing'}; the section holds "
+                             f"{', '.join(EXPERIMENT_FIELDS)}")
+        partial = check_partial(values, source=path)
+        data, train = dict(partial.get("data", {})), dict(partial.get("train", {}))
+        if "dataset" not in data:
+            raise ValueError(f"{path}: data.dataset is required")
+        dataset = data.pop("dataset")
+        splits = dataset_spec(dataset).splits
+        for split in [meta["train_split"], *meta["eval_splits"]]:
+            if split not in splits:
+                raise ValueError(f"{path}: {dataset} has no split {split!r}; its splits: "
+                                 f"{', '.join(splits)}")
+        return cls(**meta, dataset=dataset, model=dict(partial.get("model", {})), train=train,
+                   pretrained=train.pop("pretrained", None), data=data)
 
     def run_config(self, tfrecord_dir: str, iterations: Optional[int] = None,
                    pretrained: Optional[str] = None) -> RunConfig:
-        """The RunConfig this experiment trains with.
+        """The RunConfig this experiment trains with, validated.
 
+        The file's fields over the dataclass defaults (model.vocab_size 0: taken
+        from the dataset's vocabulary, 12112 or 8803, at training).
+        `iterations` shrinks the budget (and the snapshot interval with it).
         `pretrained` replaces the config's weight file (e.g. the Keras
         Applications `.h5` instead of the original's TF-resnet checkpoint for
         the R rows; see checkpoints/README.md). A TF checkpoint is named by its
@@ -84,7 +119,7 @@ class Experiment:
         if iterations:
             train["iterations"] = iterations
             train["snapshot_every"] = min(train.get("snapshot_every",
-                                                    DEFAULT_SNAPSHOT_EVERY[self.dataset]),
+                                                    dataset_spec(self.dataset).snapshot_every),
                                           iterations)
         train["pretrained"] = pretrained or self.pretrained or None
         if train["pretrained"] and not (os.path.exists(train["pretrained"]) or
@@ -93,10 +128,10 @@ class Experiment:
                 f"Experiment {self.name} starts from {train['pretrained']} (a file, or a TF "
                 "checkpoint prefix with its .index), which is missing: see "
                 "checkpoints/README.md for the weight files, or pass --pretrained.")
-        # vocab_size 0: taken from the dataset's vocabulary (12112 or 8803) at training.
-        model = dict({"vocab_size": 0}, **self.model)
-        return RunConfig(data=DataConfig(dataset=self.dataset, tfrecord_dir=tfrecord_dir),
-                         model=ModelConfig(**model), train=TrainConfig(**train))
+        partial = check_partial({
+            "data": dict(self.data, dataset=self.dataset, tfrecord_dir=tfrecord_dir),
+            "model": self.model, "train": train}, source=f"experiment {self.name}")
+        return apply_partial(RunConfig(model=ModelConfig(vocab_size=0)), partial).validate()
 
 
 def run_experiment(exp: Experiment, tfrecord_dir: str, runs_dir: str = "runs",

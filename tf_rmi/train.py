@@ -5,7 +5,9 @@ On a run directory that already holds a checkpoint, training resumes from it
 gets config.json, a copy of the vocabulary (vocab.txt: the run predicts and
 exports from anywhere), checkpoints/ and logs/. SIGTERM saves a checkpoint at
 the current step and exits 0; `--strategy=multi_worker` reads TF_CONFIG (see
-README). `--help` lists the flags.
+README). After the flags, `--config=<partial JSON>` then each
+`--set=section.field=value` set the fields they name (any RunConfig field,
+also those without a flag). `--help` lists the flags.
 """
 from absl import app, flags
 
@@ -23,7 +25,7 @@ flags.DEFINE_enum("trunk", "resnet101", ["resnet101", "small"], "Frozen ResNet-1
 flags.DEFINE_integer("small_trunk_width", 32, "Base width of the small trunk.")
 flags.DEFINE_integer("input_size", 320, "Training image side (records must match).")
 flags.DEFINE_integer("num_words", 20, "T: word ids per expression (records must match).")
-flags.DEFINE_integer("iterations", None, "Iteration budget (default: config.DEFAULT_ITERATIONS).")
+flags.DEFINE_integer("iterations", None, "Iteration budget (default: the dataset's, config.DATASETS).")
 flags.DEFINE_integer("snapshot_every", None, "Steps between checkpoints (default per dataset).")
 flags.DEFINE_integer("batch_size", 1, "Batch size PER REPLICA (the original: 1).")
 flags.DEFINE_float("learning_rate", 2.5e-4, "Start of the polynomial decay (ends at 1e-5).")
@@ -57,6 +59,10 @@ flags.DEFINE_bool("small_trunk_context", False, "Small trunk only: append the ma
                   "cells left of, right of, above and below each cell.")
 flags.DEFINE_float("trunk_learning_rate_mult", 1.0, "Small trunk only: its variables step at "
                    "learning_rate x this.")
+flags.DEFINE_string("config", None, "A partial run config: JSON with some fields of the sections "
+                    "data, model, train (a run's config.json is one), applied after the flags.")
+flags.DEFINE_multi_string("set", [], "section.field=value (sections data, model, train), e.g. "
+                          "train.learning_rate=1e-3; repeatable; applied after --config.")
 flags.DEFINE_integer("max_steps", None, "Stop (with a checkpoint) once this step is reached.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 flags.mark_flag_as_required("run_dir")
@@ -76,7 +82,8 @@ _CONFIG_FLAGS = ("dataset", "tfrecord_dir", "vocab_file", "model", "weights", "t
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    config = train_lib.config_from_flags(**{name: FLAGS[name].value for name in _CONFIG_FLAGS})
+    config = train_lib.config_from_command_line(
+        {name: FLAGS[name].value for name in _CONFIG_FLAGS}, FLAGS.config, FLAGS["set"].value)
     summary = train_lib.train(config, FLAGS.run_dir, progress=FLAGS.progress,
                               max_steps=FLAGS.max_steps, split=FLAGS.split,
                               stop_on_sigterm=True)

@@ -54,9 +54,10 @@ import keras
 
 from tf_rmi import atomic_io
 from tf_rmi import run_dir as run_dir_lib
-from tf_rmi.config import (DEFAULT_ITERATIONS, DEFAULT_KEEP_CHECKPOINTS,
-                           DEFAULT_LR_DECAY_STEPS, DEFAULT_SNAPSHOT_EVERY, DataConfig, ModelConfig,
-                           RunConfig, TrainConfig)
+# STRATEGIES and PRECISIONS (owned by config) stay importable from here: tf_rmi.train's flags.
+from tf_rmi.config import (DATASETS, PRECISIONS, STRATEGIES, ConfigError, DataConfig,
+                           ModelConfig, RunConfig, TrainConfig, apply_overrides, apply_partial,
+                           dataset_spec, load_config_file)
 
 # The original printed exponential moving averages with this decay (main.py).
 DISPLAY_AVERAGE_DECAY = 0.99
@@ -64,9 +65,6 @@ DISPLAY_AVERAGE_DECAY = 0.99
 SUMMARY_IMAGES = 3
 # Image summaries every this many logging intervals.
 IMAGE_SUMMARY_EVERY_LOGS = 10
-
-STRATEGIES = ("default", "mirrored", "multi_worker")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -347,8 +345,10 @@ def make_train_step(model, optimizer, train_cfg: TrainConfig,
 
 
 def default_train_split(dataset: str) -> str:
-    """The release trains ReferIt on trainval and the COCO sets on train."""
-    return "trainval" if dataset == "referit" else "train"
+    """The dataset's default training split (`config.DatasetSpec.train_split`:
+    the release trains ReferIt on trainval and the COCO sets on train);
+    "train" for records of a dataset outside the registry."""
+    return DATASETS[dataset].train_split if dataset in DATASETS else "train"
 
 
 def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weights: str = "deeplab",
@@ -369,35 +369,28 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                       small_trunk_standardize: bool = False,
                       small_trunk_context: bool = False,
                       trunk_learning_rate_mult: float = 1.0,
-                      deterministic: bool = False) -> RunConfig:
+                      deterministic: bool = False, check: bool = True) -> RunConfig:
     """A RunConfig from plain values (what `train.py`'s flags hold).
 
-    `iterations` / `snapshot_every` default to the dataset's budget in
-    `config.DEFAULT_ITERATIONS` / `DEFAULT_SNAPSHOT_EVERY`, `keep_checkpoints` to
-    `DEFAULT_KEEP_CHECKPOINTS` (every snapshot for the paper's datasets); `vocab_size` None (0)
-    means "the size of the dataset's vocabulary file", resolved by `train`.
+    `iterations`, `snapshot_every`, `lr_decay_steps` and `keep_checkpoints`
+    default to the dataset's (`config.dataset_spec(dataset)`: the paper's
+    budget, every snapshot kept for the paper's datasets); an unknown dataset
+    is refused, naming the known ones. `vocab_size` None (0) means "the size of
+    the dataset's vocabulary file", resolved by `train`.
+
+    `check`: `RunConfig.validate()` the result, a bad value named by its flag
+    (`--model must be RMI or LSTM, got 'GRU'`); `config_from_command_line`
+    checks later, once the config file and overrides are applied.
     """
-    if model not in ("RMI", "LSTM"):
-        raise ValueError(f"--model must be RMI or LSTM, got {model!r}")
-    if weights not in ("deeplab", "resnet"):
-        raise ValueError(f"--weights must be deeplab or resnet, got {weights!r}")
-    if trunk not in ("resnet101", "small"):
-        raise ValueError(f"--trunk must be resnet101 or small, got {trunk!r}")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"--strategy must be one of {STRATEGIES}, got {strategy!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"--precision must be one of {PRECISIONS}, got {precision!r}")
-    if dataset not in DEFAULT_ITERATIONS:
-        raise ValueError(f"Unknown dataset {dataset!r}: use one of "
-                         f"{', '.join(DEFAULT_ITERATIONS)}")
+    spec = dataset_spec(dataset)
     if iterations is None:
-        iterations = DEFAULT_ITERATIONS[dataset]
+        iterations = spec.iterations
     if snapshot_every is None:
-        snapshot_every = min(DEFAULT_SNAPSHOT_EVERY.get(dataset, iterations), iterations)
+        snapshot_every = min(spec.snapshot_every, iterations)
     if lr_decay_steps is None:
-        lr_decay_steps = DEFAULT_LR_DECAY_STEPS.get(dataset, 750000)
+        lr_decay_steps = spec.lr_decay_steps
     if keep_checkpoints is None:
-        keep_checkpoints = DEFAULT_KEEP_CHECKPOINTS.get(dataset, 5)
+        keep_checkpoints = spec.keep_checkpoints
     data = DataConfig(dataset=dataset, tfrecord_dir=tfrecord_dir, vocab_file=vocab_file,
                       input_size=input_size, num_words=num_words)
     model_cfg = ModelConfig(model=model, weights=weights, trunk=trunk,
@@ -419,7 +412,28 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                         lr_decay_steps=int(lr_decay_steps), eval_every=int(eval_every or 0),
                         eval_split=eval_split, eval_max_expressions=int(eval_max_expressions or 0),
                         trunk_learning_rate_mult=float(trunk_learning_rate_mult))
-    return RunConfig(data=data, model=model_cfg, train=train)
+    config = RunConfig(data=data, model=model_cfg, train=train)
+    if check:
+        try:
+            config.validate()
+        except ConfigError as err:
+            # Every field here comes from the flag of its name.
+            raise ValueError(f"--{err.field.split('.')[-1]} {err.problem}") from None
+    return config
+
+
+def config_from_command_line(flag_values: Dict[str, object], config_file: Optional[str] = None,
+                             overrides: Sequence[str] = ()) -> RunConfig:
+    """`tf_rmi.train`'s config: `config_from_flags(**flag_values)` (the dataset's
+    defaults for unset budget flags), then the partial JSON `config_file`
+    (`config.load_config_file`), then each `section.field=value` of `overrides`
+    (`config.apply_overrides`), then `RunConfig.validate()`. The file and the
+    overrides set exactly the fields they name: a dataset they name brings no
+    defaults of its own (pass --dataset for those)."""
+    config = config_from_flags(**flag_values, check=False)
+    if config_file:
+        config = apply_partial(config, load_config_file(config_file))
+    return apply_overrides(config, overrides).validate()
 
 
 def resolve_vocab_size(run_config: RunConfig) -> RunConfig:
@@ -456,33 +470,6 @@ def model_config_differences(saved: ModelConfig, wanted: ModelConfig) -> List[st
     """'field: saved X, asked Y' for each differing ModelConfig field."""
     a, b = dataclasses.asdict(saved), dataclasses.asdict(wanted)
     return [f"{k}: saved {a[k]!r}, asked {b[k]!r}" for k in sorted(a) if a[k] != b.get(k)]
-
-
-def _check_consistent(run_config: RunConfig) -> None:
-    d, m, t = run_config.data, run_config.model, run_config.train
-    if d.input_size != m.input_size or d.num_words != m.num_words:
-        raise ValueError(
-            f"data.input_size/num_words ({d.input_size}/{d.num_words}) differ from "
-            f"model.input_size/num_words ({m.input_size}/{m.num_words}): set them equal")
-    if t.iterations < 1 or t.snapshot_every < 1 or t.batch_size < 1 or t.log_every < 1:
-        raise ValueError(f"iterations, snapshot_every, batch_size and log_every must be positive: {t}")
-    if t.strategy not in STRATEGIES:
-        raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {t.strategy!r}")
-    if t.precision not in PRECISIONS:
-        raise ValueError(f"train.precision must be one of {PRECISIONS}, got {t.precision!r}")
-    if t.eval_every < 0 or t.eval_max_expressions < 0:
-        raise ValueError(f"eval_every and eval_max_expressions must be >= 0, got "
-                         f"{t.eval_every} and {t.eval_max_expressions}")
-    if t.trunk_learning_rate_mult != 1.0 and m.trunk != "small":
-        raise ValueError(f"trunk_learning_rate_mult={t.trunk_learning_rate_mult} needs "
-                         f"trunk='small' (the {m.trunk} trunk is frozen, as the original's)")
-    if not t.trunk_learning_rate_mult > 0:
-        raise ValueError(f"trunk_learning_rate_mult must be positive, got "
-                         f"{t.trunk_learning_rate_mult}")
-    if t.pretrained and m.trunk == "small" and t.trunk_learning_rate_mult != 1.0:
-        raise ValueError(f"trunk_learning_rate_mult={t.trunk_learning_rate_mult} with a pretrained "
-                         "small trunk: a pretrained trunk is frozen (as the original's), so it "
-                         "has no learning rate; leave the multiplier at 1")
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -848,8 +835,7 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
     from tf_rmi.data import pipeline
 
     started = time.time()
-    run_config = resolve_vocab_size(run_config)
-    _check_consistent(run_config)
+    run_config = resolve_vocab_size(run_config).validate()
     tcfg = run_config.train
     split = split or default_train_split(run_config.data.dataset)
     is_chief, task_id = worker_role(tcfg.strategy)

@@ -793,9 +793,7 @@ def make_source(dataset: str, data_root: Optional[str], seed: int = 0,
     if dataset == "shapes":
         from tf_rmi.data.shapes import ShapesSource
         return ShapesSource(seed=seed, **(shapes_args or {}))
-    if dataset not in config.SPLITS_FOR_DATASET:
-        raise ValueError(f"Unknown dataset {dataset!r}: choose from "
-                         f"{sorted(config.SPLITS_FOR_DATASET)}")
+    config.dataset_spec(dataset)  # refuses an unknown dataset, naming the known ones
     if not data_root:
         raise ValueError(f"--data_root is required for {dataset}: the REFER data folder "
                          "(refcoco/, refcoco+/, refcocog/, images/train2014/) or, for "

@@ -209,7 +209,8 @@ class ReferSource(Source):
     or instances.json is missing.
     """
 
-    vocab_name = "vocabulary_Gref.txt"  # the original uses it for unc, unc+ and Gref
+    # The original uses vocabulary_Gref.txt for every REFER set (config.DATASETS).
+    vocab_name = config.dataset_spec("Gref").vocab_file
     # Preprocessing passes the decoded image's (height, width) to `load_mask`.
     masks_follow_image = True
 
@@ -264,8 +265,8 @@ class ReferSource(Source):
                                                 "segmentation": ann.get("segmentation")}
 
     def splits(self) -> Sequence[str]:
-        if self.name in config.SPLITS_FOR_DATASET:
-            return config.SPLITS_FOR_DATASET[self.name]
+        if self.name in config.DATASETS:
+            return config.DATASETS[self.name].splits
         seen: List[str] = []
         for ref in self._refs:
             if ref.get("split") not in seen:

@@ -64,7 +64,7 @@ class ReferItSource(Source):
     """
 
     name = "referit"
-    vocab_name = "vocabulary_referit.txt"
+    vocab_name = config.dataset_spec("referit").vocab_file
 
     def __init__(self, data_root: str, image_dir: Optional[str] = None,
                  mask_dir: Optional[str] = None):
@@ -79,7 +79,7 @@ class ReferItSource(Source):
         self._queries: Dict[str, Dict[str, list]] = {}
 
     def splits(self) -> Sequence[str]:
-        return config.SPLITS_FOR_DATASET["referit"]
+        return config.dataset_spec("referit").splits
 
     def query_path(self, split: str) -> str:
         return os.path.join(self.data_root, query_file_name(split))
