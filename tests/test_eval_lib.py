@@ -91,6 +91,18 @@ def test_shared_trunk_and_per_expression_give_identical_metrics(setup):
         assert shared[key] == single[key]
 
 
+def test_crf_scores_do_not_depend_on_the_number_of_crf_workers(setup):
+    # Two worker processes finish in any order; the scores must be added in
+    # the records' order, as with the CRF in this process.
+    _, _, model, run_config = setup
+    here = eval_lib.evaluate(model, run_config, EvalConfig(split="val", crf=True, crf_workers=1,
+                                                           visualize=6), progress=False)
+    pool = eval_lib.evaluate(model, run_config, EvalConfig(split="val", crf=True, crf_workers=2,
+                                                           visualize=6), progress=False)
+    assert here["crf"] == pool["crf"] and here["raw"] == pool["raw"]
+    assert here["per_expression"] == pool["per_expression"]
+
+
 def test_eval_records_keep_original_sizes_and_the_model_sees_the_padded_input(setup):
     root, _, model, run_config = setup
     runner = eval_lib.ModelRunner(model)

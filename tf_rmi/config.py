@@ -222,6 +222,9 @@ class EvalConfig:
     split: str = "val"
     threshold: float = THRESHOLD
     crf: bool = False
+    # DenseCRF worker processes (0 = one per CPU core; 1 = in this process).
+    # The scores do not depend on it (eval_lib._CrfRefiner).
+    crf_workers: int = 0
     iou_thresholds: tuple = (0.5, 0.6, 0.7, 0.8, 0.9)
     num_length_groups: int = 4
     shared_trunk: bool = True

@@ -71,3 +71,12 @@ def crf_refine(image: np.ndarray, prob: np.ndarray, steps: int = INFERENCE_STEPS
                              rgbim=np.ascontiguousarray(image), compat=BILATERAL_COMPAT)
     q = np.array(crf.inference(steps))
     return np.argmax(q, axis=0).reshape(h, w).astype(bool)
+
+
+def refine_to_original(image: np.ndarray, prob: np.ndarray, h: int, w: int) -> np.ndarray:
+    """bool [h, w]: `crf_refine` on the padded input, mapped back to the
+    original image with the inverse resize-and-pad, as evaluation scores it.
+    Numpy and pydensecrf only: runs in an evaluation's CRF worker processes."""
+    from tf_rmi.data import image_ops
+
+    return image_ops.inverse_resize_and_pad(crf_refine(image, prob), h, w)

@@ -20,8 +20,11 @@ per expression; both give identical metrics.
 """
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import dataclasses
 import datetime
+import multiprocessing
 import os
 import sys
 import time
@@ -33,7 +36,7 @@ import tensorflow as tf
 
 from tf_rmi import atomic_io, inference, metrics
 from tf_rmi.config import EvalConfig, RunConfig
-from tf_rmi.data import image_ops, paper_tables, pipeline
+from tf_rmi.data import paper_tables, pipeline
 
 MAX_GROUP = 32  # expressions per head call in shared-trunk mode
 
@@ -140,6 +143,60 @@ def model_runner(model) -> ModelRunner:
     return runner
 
 
+class _CrfRefiner:
+    """DenseCRF refinement of evaluation predictions, scored in submission order.
+
+    With `workers` > 1 the refinements run in that many worker processes
+    (pydensecrf is single-threaded; the CRF was ~40-80 % of an evaluation
+    with `--crf`), started with `spawn` because the parent runs TensorFlow;
+    at most a few per worker are in flight, so memory stays bounded. With 1
+    they run in this process. The scores are added to `accumulator` in the
+    records' order either way, so the metrics do not depend on `workers`.
+    """
+
+    def __init__(self, accumulator: "metrics.ScoreAccumulator", workers: int):
+        from tf_rmi import crf as crf_lib
+
+        self.accumulator, self.refine = accumulator, crf_lib.refine_to_original
+        self.workers = max(1, int(workers) if workers else (os.cpu_count() or 1))
+        self.pending: "collections.deque" = collections.deque()
+        self.pool = None
+        if self.workers > 1:
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, padded: np.ndarray, prob: np.ndarray, gt: np.ndarray, length: int,
+               sample: Optional[dict]) -> None:
+        """padded: uint8 [S,S,3]; prob: float32 [S,S]; gt: bool [h,w] (its shape
+        is the size the prediction is mapped back to); sample: a figure's dict
+        to receive `crf_prediction` / `crf_iou`, or None."""
+        h, w = gt.shape
+        if self.pool is None:
+            self._score(self.refine(padded, prob, h, w), gt, length, sample)
+        else:
+            self.pending.append((self.pool.submit(self.refine, padded, prob, h, w),
+                                 gt, length, sample))
+
+    def collect(self, wait_for_all: bool) -> None:
+        """Scores finished refinements in order; waits for the oldest while
+        more than 4 per worker are in flight (or for all of them)."""
+        while self.pending and (wait_for_all or self.pending[0][0].done()
+                                or len(self.pending) > 4 * self.workers):
+            future, gt, length, sample = self.pending.popleft()
+            self._score(future.result(), gt, length, sample)
+
+    def _score(self, pred: np.ndarray, gt: np.ndarray, length: int,
+               sample: Optional[dict]) -> None:
+        score = self.accumulator.add(pred, gt, length)
+        if sample is not None:
+            sample.update(crf_prediction=pred, crf_iou=score)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
 def expression_length(words: np.ndarray) -> int:
     """Words the model reads: the non-pad ids of int32 [T] `words`.
 
@@ -201,57 +258,66 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
     stages = {"read_and_decode": 0.0, "resize_and_pad_input": 0.0, "model": 0.0,
               "threshold_inverse_transform_and_score": 0.0, "crf": 0.0}
     model_stages0 = dict(runner.stage_seconds)
-    groups = _groups(dataset, eval_config.shared_trunk)
-    while True:
-        tick = time.perf_counter()
-        group = next(groups, None)
-        stages["read_and_decode"] += time.perf_counter() - tick
-        if group is None:
-            break
-        tick = time.perf_counter()
-        image = group[0]["image"]
-        padded, model_input = inference.preprocess_image(image, size)
-        words = np.stack([r["words"] for r in group]).astype(np.int32)
-        stages["resize_and_pad_input"] += time.perf_counter() - tick
-        tick = time.perf_counter()
-        logits = predict(model_input, words)
-        stages["model"] += time.perf_counter() - tick
-        for record, up in zip(group, logits):
+    crf_refiner = _CrfRefiner(crf, eval_config.crf_workers) if eval_config.crf else None
+    try:
+        groups = _groups(dataset, eval_config.shared_trunk)
+        while True:
             tick = time.perf_counter()
-            gt = record["mask"] > 0
-            # Evaluation records hold the original image and mask; a training
-            # (padded) split is scored at the padded size, where the inverse
-            # transform is the identity.
-            h, w = gt.shape
-            padded_records += bool(record["padded"])
-            sent_ids.append(record["sent_id"].decode("utf-8", "replace"))
-            reasons = [r for r in record["degenerate"].decode("utf-8").split(",") if r]
-            degenerate_records += bool(reasons)
-            for reason in reasons:
-                degenerate[reason] = degenerate.get(reason, 0) + 1
-            length = expression_length(record["words"])
-            pred = inference.logits_to_mask(up, h, w, eval_config.threshold)
-            score = raw.add(pred, gt, length)
-            stages["threshold_inverse_transform_and_score"] += time.perf_counter() - tick
+            group = next(groups, None)
+            stages["read_and_decode"] += time.perf_counter() - tick
+            if group is None:
+                break
             tick = time.perf_counter()
-            crf_pred = None
-            if eval_config.crf:
-                from tf_rmi.crf import crf_refine, sigmoid_probabilities
-                # float32 sigmoid as the original's tf.sigmoid output: it
-                # saturates to exactly 0 / 1 where the original's did.
-                prob = sigmoid_probabilities(up)
-                crf_pred = image_ops.inverse_resize_and_pad(crf_refine(padded, prob), h, w)
-                crf_score = crf.add(crf_pred, gt, length)
+            image = group[0]["image"]
+            padded, model_input = inference.preprocess_image(image, size)
+            words = np.stack([r["words"] for r in group]).astype(np.int32)
+            stages["resize_and_pad_input"] += time.perf_counter() - tick
+            tick = time.perf_counter()
+            logits = predict(model_input, words)
+            stages["model"] += time.perf_counter() - tick
+            for record, up in zip(group, logits):
+                tick = time.perf_counter()
+                gt = record["mask"] > 0
+                # Evaluation records hold the original image and mask; a training
+                # (padded) split is scored at the padded size, where the inverse
+                # transform is the identity.
+                h, w = gt.shape
+                padded_records += bool(record["padded"])
+                sent_ids.append(record["sent_id"].decode("utf-8", "replace"))
+                reasons = [r for r in record["degenerate"].decode("utf-8").split(",") if r]
+                degenerate_records += bool(reasons)
+                for reason in reasons:
+                    degenerate[reason] = degenerate.get(reason, 0) + 1
+                length = expression_length(record["words"])
+                pred = inference.logits_to_mask(up, h, w, eval_config.threshold)
+                score = raw.add(pred, gt, length)
+                stages["threshold_inverse_transform_and_score"] += time.perf_counter() - tick
+                sample = None
+                if len(samples) < eval_config.visualize:
+                    sample = {"image": record["image"], "mask": gt, "prediction": pred,
+                              "sentence": record["sentence"].decode("utf-8", "replace"),
+                              "iou": score}
+                    samples.append(sample)
+                if crf_refiner is not None:
+                    tick = time.perf_counter()
+                    from tf_rmi.crf import sigmoid_probabilities
+                    # float32 sigmoid as the original's tf.sigmoid output: it
+                    # saturates to exactly 0 / 1 where the original's did.
+                    crf_refiner.submit(padded, sigmoid_probabilities(up), gt, length, sample)
+                    stages["crf"] += time.perf_counter() - tick
+            done += len(group)
+            bar.update(done)
+            if crf_refiner is not None:
+                tick = time.perf_counter()
+                crf_refiner.collect(wait_for_all=False)
+                stages["crf"] += time.perf_counter() - tick
+        if crf_refiner is not None:
+            tick = time.perf_counter()
+            crf_refiner.collect(wait_for_all=True)
             stages["crf"] += time.perf_counter() - tick
-            if len(samples) < eval_config.visualize:
-                sample = {"image": record["image"], "mask": gt, "prediction": pred,
-                          "sentence": record["sentence"].decode("utf-8", "replace"),
-                          "iou": score}
-                if crf_pred is not None:
-                    sample.update(crf_prediction=crf_pred, crf_iou=crf_score)
-                samples.append(sample)
-        done += len(group)
-        bar.update(done)
+    finally:
+        if crf_refiner is not None:
+            crf_refiner.close()
     bar.update(done, force=True)
     seconds = time.monotonic() - start
     bounds = metrics.length_group_bounds(raw.lengths, eval_config.num_length_groups)

@@ -21,6 +21,8 @@ flags.DEFINE_string("checkpoint", None, "Run directory or checkpoint prefix.")
 flags.DEFINE_string("split", "val", "Evaluation split.")
 flags.DEFINE_string("tfrecord_dir", None, "TFRecord root (default: the run's).")
 flags.DEFINE_bool("crf", False, "Also score DenseCRF predictions (same pass).")
+flags.DEFINE_integer("crf_workers", 0, "DenseCRF worker processes (0 = one per CPU core, "
+                     "1 = in this process); the scores do not depend on it.")
 flags.DEFINE_integer("max_expressions", 0, "Evaluate only the first N (0 = all).")
 flags.DEFINE_bool("per_expression", False, "One full model call per expression.")
 flags.DEFINE_string("output_dir", None, "Default: experiments/results/<run>/<split>[_crf]"
@@ -50,7 +52,7 @@ def main(argv):
         prefix, FLAGS.split, crf=FLAGS.crf, max_expressions=FLAGS.max_expressions)
     eval_cfg = EvalConfig(split=FLAGS.split, crf=FLAGS.crf, visualize=FLAGS.visualize,
                           max_expressions=FLAGS.max_expressions,
-                          shared_trunk=not FLAGS.per_expression)
+                          shared_trunk=not FLAGS.per_expression, crf_workers=FLAGS.crf_workers)
     results = eval_lib.evaluate(model, run_config, eval_cfg, FLAGS.tfrecord_dir,
                                 out_dir=out_dir, checkpoint=prefix)
     print(eval_lib.console_summary(results))
