@@ -148,10 +148,16 @@ class _CrfRefiner:
 
     With `workers` > 1 the refinements run in that many worker processes
     (pydensecrf is single-threaded; the CRF was ~40-80 % of an evaluation
-    with `--crf`), started with `spawn` because the parent runs TensorFlow;
-    at most a few per worker are in flight, so memory stays bounded. With 1
-    they run in this process. The scores are added to `accumulator` in the
-    records' order either way, so the metrics do not depend on `workers`.
+    with `--crf`); at most a few per worker are in flight, so memory stays
+    bounded. With 1 they run in this process. The scores are added to
+    `accumulator` in the records' order either way, so the metrics do not
+    depend on `workers`.
+
+    Workers are forked where the platform can (`spawn` elsewhere): `spawn`
+    re-imports the caller's main module in every worker, which breaks a
+    script or notebook cell without an `if __name__ == "__main__"` guard. The
+    forked workers run numpy and pydensecrf only, never TensorFlow, whose
+    threads do not survive a fork.
     """
 
     def __init__(self, accumulator: "metrics.ScoreAccumulator", workers: int):
@@ -162,8 +168,9 @@ class _CrfRefiner:
         self.pending: "collections.deque" = collections.deque()
         self.pool = None
         if self.workers > 1:
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
             self.pool = concurrent.futures.ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"))
+                self.workers, mp_context=multiprocessing.get_context(method))
 
     def submit(self, padded: np.ndarray, prob: np.ndarray, gt: np.ndarray, length: int,
                sample: Optional[dict]) -> None:
