@@ -164,6 +164,7 @@ class _CrfRefiner:
         from tf_rmi import crf as crf_lib
 
         self.accumulator, self.refine = accumulator, crf_lib.refine_to_original
+        self.probabilities = crf_lib.sigmoid_probabilities
         self.workers = max(1, int(workers) if workers else (os.cpu_count() or 1))
         self.pending: "collections.deque" = collections.deque()
         self.pool = None
@@ -172,12 +173,16 @@ class _CrfRefiner:
             self.pool = concurrent.futures.ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context(method))
 
-    def submit(self, padded: np.ndarray, prob: np.ndarray, gt: np.ndarray, length: int,
-               sample: Optional[dict]) -> None:
-        """padded: uint8 [S,S,3]; prob: float32 [S,S]; gt: bool [h,w] (its shape
-        is the size the prediction is mapped back to); sample: a figure's dict
-        to receive `crf_prediction` / `crf_iou`, or None."""
+    def submit(self, padded: np.ndarray, upsampled_logits: np.ndarray, gt: np.ndarray,
+               length: int, sample: Optional[dict]) -> None:
+        """padded: uint8 [S,S,3]; upsampled_logits: [S,S]; gt: bool [h,w] (its
+        shape is the size the prediction is mapped back to); sample: a figure's
+        dict to receive `crf_prediction` / `crf_iou`, or None."""
         h, w = gt.shape
+        # float32 sigmoid as the original's tf.sigmoid output: it saturates to
+        # exactly 0 / 1 where the original's did. Here, not in the workers:
+        # they run no TensorFlow.
+        prob = self.probabilities(upsampled_logits)
         if self.pool is None:
             self._score(self.refine(padded, prob, h, w), gt, length, sample)
         else:
@@ -307,10 +312,7 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
                     samples.append(sample)
                 if crf_refiner is not None:
                     tick = time.perf_counter()
-                    from tf_rmi.crf import sigmoid_probabilities
-                    # float32 sigmoid as the original's tf.sigmoid output: it
-                    # saturates to exactly 0 / 1 where the original's did.
-                    crf_refiner.submit(padded, sigmoid_probabilities(up), gt, length, sample)
+                    crf_refiner.submit(padded, up, gt, length, sample)
                     stages["crf"] += time.perf_counter() - tick
             done += len(group)
             bar.update(done)
