@@ -83,7 +83,7 @@ help:
 	@echo "  make tensorboard TensorBoard on a run's logs: RUN= [PORT=6006]"
 	@echo "  make clean-venv  delete $(VENV)"
 	@echo "Datasets: $(KNOWN_DATASETS). Current: DATASET=$(DATASET) RUN=$(RUN) OUT=$(OUT)"
-	@echo "Command line: tf_rmi --help (predict, figures); tf_rmi_train --help, tf_rmi_evaluate --help, ..."
+	@echo "Command line: tf_rmi --help lists the commands (the targets above run them), tf_rmi <command> --help its flags"
 
 venv: $(STAMP)
 
@@ -97,25 +97,25 @@ test: venv
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 demo: venv
-	$(PY) -m tf_rmi.demo $(if $(STEPS),--steps=$(STEPS),)
+	$(PY) -m tf_rmi demo $(if $(STEPS),--steps=$(STEPS),)
 
 # Copies experiments/demo/summary.md into README.md's demo block.
 demo-readme: venv
-	$(PY) -c "from tf_rmi.demo_lib import update_readme; update_readme('experiments/demo/summary.md', 'README.md')"
+	$(PY) -c "from tf_rmi.recipes.demo_lib import update_readme; update_readme('experiments/demo/summary.md', 'README.md')"
 
 preprocess: venv
-	$(PY) -m preprocess.build_data --dataset=$(DATASET) --data_root=$(DATA_ROOT) \
+	$(PY) -m tf_rmi preprocess --dataset=$(DATASET) --data_root=$(DATA_ROOT) \
 	  --output_dir=$(OUT) $(if $(SPLITS),--splits=$(SPLITS),) $(SHAPES_PRE_FLAGS)
 
 pretrain-trunk: venv
-	$(PY) -m tf_rmi.pretrain_trunk --tfrecord_dir=$(OUT) --output_dir=$(SHAPES_TRUNK) \
+	$(PY) -m tf_rmi pretrain-trunk --tfrecord_dir=$(OUT) --output_dir=$(SHAPES_TRUNK) \
 	  $(SHAPES_TRUNK_FLAGS)
 
 $(SHAPES_TRUNK)/trunk.json:
 	$(MAKE) pretrain-trunk OUT=$(OUT) SHAPES_TRUNK=$(SHAPES_TRUNK)
 
 train: venv $(SHAPES_TRAIN_NEEDS)
-	$(PY) -m tf_rmi.train --dataset=$(DATASET) --tfrecord_dir=$(OUT) --model=$(MODEL) \
+	$(PY) -m tf_rmi train --dataset=$(DATASET) --tfrecord_dir=$(OUT) --model=$(MODEL) \
 	  --weights=$(WEIGHTS) --run_dir=$(RUN) $(if $(TRUNK),--trunk=$(TRUNK),) \
 	  $(if $(ITERS),--iterations=$(ITERS),) $(if $(PRETRAINED),--pretrained=$(PRETRAINED),) \
 	  $(if $(STRATEGY),--strategy=$(STRATEGY),) $(if $(PRECISION),--precision=$(PRECISION),) \
@@ -124,14 +124,14 @@ train: venv $(SHAPES_TRAIN_NEEDS)
 	  $(foreach s,$(SET),--set=$(s))
 
 eval: venv
-	$(PY) -m tf_rmi.evaluate --checkpoint=$(CKPT) --split=$(SPLIT) --tfrecord_dir=$(OUT) \
+	$(PY) -m tf_rmi evaluate --checkpoint=$(CKPT) --split=$(SPLIT) --tfrecord_dir=$(OUT) \
 	  $(if $(filter 1 yes true,$(CRF)),--crf,)
 
 export: venv
-	$(PY) -m tf_rmi.export --checkpoint=$(CKPT) --output_dir=$(EXPORT_DIR)
+	$(PY) -m tf_rmi export --checkpoint=$(CKPT) --output_dir=$(EXPORT_DIR)
 
 bench: venv
-	$(PY) -m benchmarks.run_benchmarks
+	$(PY) -m tf_rmi bench
 
 PORT ?= 6006
 tensorboard: venv

@@ -6,7 +6,8 @@ setup(
     version="0.1.0",
     description=("Referring image segmentation with Recurrent Multimodal "
                  "Interaction (RMI, ICCV 2017) in TensorFlow 2 / Keras 3."),
-    packages=find_packages(include=["tf_rmi", "tf_rmi.*", "preprocess", "preprocess.*"]),
+    packages=find_packages(include=["tf_rmi", "tf_rmi.*", "preprocess", "preprocess.*",
+                                    "benchmarks"]),
     # The original release's vocabularies and the paper's published tables.
     package_data={"tf_rmi.data": ["vocab/*.txt", "published/*.csv"]},
     python_requires=">=3.10",

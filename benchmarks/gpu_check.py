@@ -107,9 +107,9 @@ def run_check(dry_run: bool, repeats: int, batch: int, budget_s: float,
     import numpy as np
     import tensorflow as tf
 
-    from tf_rmi import train_lib
+    from tf_rmi.training import train_lib
     from tf_rmi.config import TrainConfig
-    from tf_rmi.eval_lib import ModelRunner
+    from tf_rmi.evaluation.eval_lib import ModelRunner
 
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus and not dry_run:

@@ -270,7 +270,7 @@ def make_train_step(model, optimizer, jit_compile: bool = False):
     """
     import tensorflow as tf
 
-    from tf_rmi import train_lib
+    from tf_rmi.training import train_lib
     from tf_rmi.config import TrainConfig
 
     train_step = train_lib.make_train_step(model, optimizer,
@@ -299,7 +299,7 @@ def bench_train_step(settings: Settings) -> dict:
     RMI head, Adam), its FLOPs and the machine's matmul rate in the same run."""
     import tensorflow as tf
 
-    from tf_rmi import train_lib
+    from tf_rmi.training import train_lib
     from tf_rmi.config import TrainConfig
     from tf_rmi.models.segmenter import build_model
 
@@ -346,7 +346,7 @@ def bench_train_step(settings: Settings) -> dict:
 
 
 def bench_demo_step(settings: Settings, num_words: Optional[int] = None) -> dict:
-    """The demo's training step (tf_rmi.demo_lib.DemoConfig: small trunk, frozen
+    """The demo's training step (tf_rmi.recipes.demo_lib.DemoConfig: small trunk, frozen
     when the demo pretrains it, 128 px, 64-wide head) for RMI and LSTM at the
     demo's batch and at twice it, with
     expressions of the synthetic set's lengths; per-sample throughput compared
@@ -362,9 +362,9 @@ def bench_demo_step(settings: Settings, num_words: Optional[int] = None) -> dict
     import numpy as np
     import tensorflow as tf
 
-    from tf_rmi import train_lib
+    from tf_rmi.training import train_lib
     from tf_rmi.config import TrainConfig
-    from tf_rmi.demo_lib import DemoConfig, _run_config
+    from tf_rmi.recipes.demo_lib import DemoConfig, _run_config
     from tf_rmi.models.segmenter import build_model
 
     demo = DemoConfig()
@@ -437,7 +437,7 @@ def bench_eval(settings: Settings) -> dict:
     TFRecord split."""
     import numpy as np
 
-    from tf_rmi import eval_lib
+    from tf_rmi.evaluation import eval_lib
     from tf_rmi.config import DataConfig, EvalConfig, RunConfig
     from tf_rmi.models.segmenter import build_model
 
@@ -651,7 +651,7 @@ def _memory_child(settings: Settings, kind: str) -> dict:
     evaluation of 3 images x 7 expressions; reports the peak resident set."""
     import numpy as np
 
-    from tf_rmi import train_lib
+    from tf_rmi.training import train_lib
     from tf_rmi.config import TrainConfig
     from tf_rmi.models.segmenter import build_model
 
@@ -664,7 +664,7 @@ def _memory_child(settings: Settings, kind: str) -> dict:
         for _ in range(3):
             step(images, words, mask).numpy()
     else:
-        from tf_rmi.eval_lib import ModelRunner
+        from tf_rmi.evaluation.eval_lib import ModelRunner
 
         runner = ModelRunner(model)
         words = front_padded_words(cfg.num_words, [3, 4, 5, 6, 7, 8, 9], cfg.vocab_size)

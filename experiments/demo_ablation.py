@@ -4,7 +4,7 @@ Trains one model with `--eval_every` validation (overall IoU on the first
 `--eval_max_expressions` validation expressions) and prints one JSON line
 (`RESULT {...}`: training loss per 100 steps, the validation curve, final
 scores); also appended to `--results` (JSON lines). The demo's own settings are
-`tf_rmi.demo_lib.DemoConfig`; the flags here change one thing at a time.
+`tf_rmi.recipes.demo_lib.DemoConfig`; the flags here change one thing at a time.
 
     python -m experiments.demo_ablation --name=base --steps=1500
 """
@@ -45,7 +45,7 @@ flags.mark_flag_as_required("name")
 @clean_exit("demo_ablation")
 def main(argv):
     del argv
-    from tf_rmi import train_lib
+    from tf_rmi.training import train_lib
     from tf_rmi.data import preprocess_lib
 
     shapes_args = dict(num_train_images=FLAGS.train_images, num_val_images=40, num_test_images=60)

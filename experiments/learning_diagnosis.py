@@ -49,7 +49,7 @@ flags.DEFINE_bool("standardize", False, "Small trunk output standardised per ima
 flags.DEFINE_bool("context", False, "Small trunk directional context.")
 flags.DEFINE_float("trunk_lr_mult", 1.0, "Small trunk learning-rate multiplier.")
 flags.DEFINE_bool("pretrain_trunk", False, "Pretrain the small trunk on per-cell labels of the "
-                  "training images (tf_rmi.trunk_pretraining) and train with it frozen.")
+                  "training images (tf_rmi.training.trunk_pretraining) and train with it frozen.")
 flags.DEFINE_integer("pretrain_steps", 1500, "Trunk pretraining steps.")
 flags.DEFINE_float("pretrain_lr", 1e-3, "Trunk pretraining Adam learning rate.")
 flags.mark_flag_as_required("name")
@@ -103,7 +103,7 @@ def trunk_probes(model, source, num_images: int = 40) -> dict:
 
 def _pretrained_trunk(data: str, shapes_args: dict) -> str:
     """The pretrained trunk for the current trunk flags (written on first use)."""
-    from tf_rmi import train_lib, trunk_pretraining
+    from tf_rmi.training import train_lib, trunk_pretraining
     from tf_rmi.data.shapes import ShapesSource
 
     name = (f"trunk_std{int(FLAGS.standardize)}_ctx{int(FLAGS.context)}_{FLAGS.norm}"
@@ -128,11 +128,12 @@ def _pretrained_trunk(data: str, shapes_args: dict) -> str:
 @clean_exit("learning_diagnosis")
 def main(argv):
     del argv
-    from tf_rmi import eval_lib, train_lib
+    from tf_rmi.evaluation import eval_lib
+    from tf_rmi.training import train_lib
     from tf_rmi.config import EvalConfig
     from tf_rmi.data import preprocess_lib
-    from tf_rmi.demo_lib import DemoConfig
-    from tf_rmi.run_dir import restore_model
+    from tf_rmi.recipes.demo_lib import DemoConfig
+    from tf_rmi.training.run_dir import restore_model
 
     kinds = tuple(FLAGS.kinds)
     shapes_args = DemoConfig().shapes_args(FLAGS.train_images)

@@ -64,7 +64,7 @@ def write_tiny_run(run_dir: str, words, vocab_path: str, seed: int = 1):
 
     from tf_rmi.config import DataConfig, RunConfig
     from tf_rmi.data.text import write_vocabulary
-    from tf_rmi.run_dir import CHECKPOINT_PREFIX, checkpoint_dir
+    from tf_rmi.training.run_dir import CHECKPOINT_PREFIX, checkpoint_dir
 
     write_vocabulary(words, vocab_path)
     model = decisive_tiny_model(tiny_model_config(vocab_size=len(words)), seed=seed)
@@ -95,7 +95,7 @@ def tiny_run_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_run_export(tiny_run_dir, tmp_path_factory):
     """The SavedModel export of `tiny_run_dir` (export_lib.export_run)."""
-    from tf_rmi import export_lib
+    from tf_rmi.serving import export_lib
 
     return export_lib.export_run(tiny_run_dir, str(tmp_path_factory.mktemp("tiny_export") / "rmi"))
 
@@ -183,8 +183,8 @@ class EntryPointWorker:
     TensorFlow is imported once for all the commands instead of once each.
     `run(*args, cwd=...)` returns what `subprocess.run([sys.executable, "-m",
     module, *args], cwd=cwd, capture_output=True)` would (bytes streams).
-    Commands of one module only: the entry points' absl flags must not meet in
-    one process. `env`: the worker's environment (default: this process's, with
+    Each command parses into its own FlagValues (tf_rmi/cli), so one worker may
+    run any mix of commands of its module. `env`: the worker's environment (default: this process's, with
     the checkout first on PYTHONPATH)."""
 
     def __init__(self, module, env=None):

@@ -169,7 +169,7 @@ def test_a_partial_config_file_sets_only_its_fields(tmp_path):
 
 
 def test_set_is_applied_by_trains_config_builder_after_the_flags_and_the_file(tmp_path):
-    from tf_rmi import train_lib
+    from tf_rmi.training import train_lib
 
     path = tmp_path / "partial.json"
     path.write_text('{"model": {"model": "LSTM"}, "train": {"learning_rate": 1e-3}}')

@@ -11,15 +11,14 @@ from absl import app
 from tests.conftest import REPO_ROOT, checkout_env
 from tf_rmi.data.sources import DataError
 from tf_rmi.errors import KNOWN_ERRORS, clean_exit
-from tf_rmi.train_lib import ConfigMismatchError, NonFiniteLossError
-from tf_rmi.trunk_pretraining import TrunkPretrainingError
+from tf_rmi.training.train_lib import ConfigMismatchError, NonFiniteLossError
+from tf_rmi.training.trunk_pretraining import TrunkPretrainingError
 
-# Every absl entry point of the project (tf_rmi.data.order_stats is an argparse
-# simulation that reads no user files: nothing to report).
-ENTRY_POINTS = ["tf_rmi/cli.py", "tf_rmi/train.py", "tf_rmi/evaluate.py", "tf_rmi/export.py",
-                "tf_rmi/import_weights.py", "tf_rmi/demo.py", "tf_rmi/pretrain_trunk.py",
-                "preprocess/build_data.py", "experiments/run_experiment.py",
-                "experiments/demo_ablation.py", "experiments/learning_diagnosis.py"]
+# Every absl program of the project: the `tf_rmi` dispatcher, which runs every
+# command and alias (tests/cli/test_commands.py), and the experiment scripts.
+# (tf_rmi.data.order_stats is an argparse simulation that reads no user files.)
+ENTRY_POINTS = ["tf_rmi/cli/__init__.py", "experiments/demo_ablation.py",
+                "experiments/learning_diagnosis.py"]
 
 
 @pytest.mark.parametrize("error", [

@@ -26,7 +26,7 @@ import typing
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from tf_rmi import atomic_io
-from tf_rmi.inference import THRESHOLD
+from tf_rmi.serving.inference import THRESHOLD
 
 CONFIG_FILENAME = "config.json"
 
@@ -108,6 +108,12 @@ WEIGHTS = ("deeplab", "resnet")  # res5c + conv0, or the fc1000 logits
 TRUNKS = ("resnet101", "small")
 SMALL_TRUNK_NORMS = ("none", "group")
 UPSAMPLE_MODES = ("tf1", "half_pixel")
+# The ModelConfig fields of the small trunk's architecture: what a pretrained
+# small trunk records (trunk_pretraining) and what train and pretrain-trunk
+# must agree on.
+SMALL_TRUNK_FIELDS = ("small_trunk_width", "small_trunk_input_scale", "small_trunk_norm",
+                      "small_trunk_norm_groups", "small_trunk_residual", "small_trunk_aligned",
+                      "small_trunk_standardize", "small_trunk_context")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 

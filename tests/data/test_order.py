@@ -10,7 +10,7 @@ import pytest
 from tf_rmi.config import DataConfig
 from tf_rmi.data import order_stats, pipeline, preprocess_lib
 from tf_rmi.data.sources import Expression, Source
-from tests.preprocess import fixtures
+from tests.data import refer_fixtures as fixtures
 
 IMAGES, SENTENCES = 60, 20  # 1200 records: each image's 20 sentences together in file order
 SHARDS = 12  # 100 records per shard

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tf_rmi import eval_lib
+from tf_rmi.evaluation import eval_lib
 from tf_rmi.data import paper_tables
 from tests.conftest import shared_path
 

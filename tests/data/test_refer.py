@@ -8,7 +8,7 @@ from PIL import Image
 
 from tf_rmi.data import refer
 from tf_rmi.data.sources import DataError
-from tests.preprocess import fixtures
+from tests.data import refer_fixtures as fixtures
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from tf_rmi.data import referit
 from tf_rmi.data.sources import DataError
 from tests.conftest import shared_path
-from tests.preprocess import fixtures
+from tests.data import refer_fixtures as fixtures
 
 
 @pytest.fixture

@@ -192,8 +192,8 @@ def tf_rmi_load(prefix):
 
 
 def test_import_writes_a_run_dir_that_restores_identically(snapshots, loaded, tmp_path):
-    from tf_rmi import weights_import_lib
-    from tf_rmi.run_dir import restore_model
+    from tf_rmi.training import weights_import_lib
+    from tf_rmi.training.run_dir import restore_model
 
     prefix, _ = snapshots[("RMI", "deeplab")]
     run_dir = str(tmp_path / "imported")

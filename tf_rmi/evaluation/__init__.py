@@ -1,0 +1,2 @@
+"""Evaluation: scoring a run on a split (`eval_lib`), the paper's metrics
+(`metrics`) and DenseCRF refinement (`crf`)."""
