@@ -15,8 +15,7 @@ import pytest
 from tf_rmi.data import shapes
 from tf_rmi.data.sources import DataError, Expression
 from tf_rmi.data.text import tokenize
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
