@@ -1,151 +1,12 @@
-"""The synthetic shapes dataset: determinism, pixel-exact visible masks, and
-expressions that refer to exactly one object (checked by the library's
-predicate AND by an independent parse of the sentence)."""
-import hashlib
+"""shapes.grammar: expressions that refer to exactly one object, checked by an
+independent parse of the sentence; their kinds, lengths and words (the fixed
+vocabulary)."""
 import math
 import os
-import pickle
 import re
-import subprocess
-import sys
-
-import numpy as np
-import pytest
 
 from tf_rmi.data import shapes
-from tf_rmi.data.sources import DataError, Expression
 from tf_rmi.data.text import tokenize
-from tests.conftest import REPO_ROOT
-
-
-@pytest.fixture(scope="module")
-def source():
-    return shapes.ShapesSource(seed=3, num_train_images=40, num_val_images=6,
-                               num_test_images=6)
-
-
-@pytest.fixture(scope="module")
-def train_pairs(source):
-    return source.referring_expressions("train")
-
-
-# --- determinism -------------------------------------------------------------
-
-
-def test_same_seed_gives_identical_expressions_images_and_masks(source):
-    again = shapes.ShapesSource(seed=3, num_train_images=40, num_val_images=6,
-                                num_test_images=6)
-    assert again.expressions("val") == source.expressions("val")
-    for expr in source.expressions("val")[:6]:
-        shapes._rendered.cache_clear()  # regenerate, not reuse
-        image, mask = source.load_image(expr), source.load_mask(expr)
-        shapes._rendered.cache_clear()
-        np.testing.assert_array_equal(again.load_image(expr), image)
-        np.testing.assert_array_equal(again.load_mask(expr), mask)
-
-
-def test_different_seed_gives_different_data(source):
-    other = shapes.ShapesSource(seed=4, num_train_images=40, num_val_images=6,
-                                num_test_images=6)
-    assert ([e.sentence for e in other.expressions("val")]
-            != [e.sentence for e in source.expressions("val")])
-    first = source.expressions("val")[0]
-    assert not np.array_equal(shapes.render(shapes.generate_scene(3, "val", 0))[0],
-                              shapes.render(shapes.generate_scene(4, "val", 0))[0])
-    assert first.image_id == other.expressions("val")[0].image_id  # ids do not depend on seed
-
-
-def test_fewer_images_give_a_prefix_of_the_expressions():
-    small = shapes.ShapesSource(seed=1, num_train_images=3, num_val_images=0, num_test_images=0)
-    large = shapes.ShapesSource(seed=1, num_train_images=6, num_val_images=0, num_test_images=0)
-    few, many = small.expressions("train"), large.expressions("train")
-    assert few and many[:len(few)] == few and len(many) > len(few)
-
-
-# --- images and masks ----------------------------------------------------------
-
-
-def test_load_image_is_uint8_rgb_of_varied_sizes(source):
-    sizes = set()
-    for expr in source.expressions("test"):
-        image = source.load_image(expr)
-        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
-        assert 96 <= image.shape[0] <= 200 and 96 <= image.shape[1] <= 200
-        mask = source.load_mask(expr)
-        assert mask.dtype == bool and mask.shape == image.shape[:2]
-        sizes.add(image.shape[:2])
-    assert len({round(h / w, 1) for h, w in sizes}) >= 3  # several aspect ratios
-
-
-def test_every_mask_is_exactly_the_visible_pixels_of_its_object(source, train_pairs):
-    for expr, referring in train_pairs:
-        scene = source.scene("train", int(expr.image_id[-6:]))
-        mask, image = source.load_mask(expr), source.load_image(expr)
-        # Independent painter's algorithm: the last object covering a pixel owns it.
-        owner = np.full((scene.height, scene.width), -1)
-        for k, obj in enumerate(scene.objects):
-            owner[shapes.object_mask(obj, scene.height, scene.width)] = k
-        k = referring.object_index
-        assert expr.ref_id.endswith(f"-o{k}")
-        np.testing.assert_array_equal(mask, owner == k)
-        assert mask.sum() >= 0.65 * shapes.object_mask(scene.objects[k], scene.height,
-                                                      scene.width).sum()
-        assert (image[mask] == scene.objects[k].rgb).all()
-
-
-def test_render_masks_are_disjoint_and_non_empty():
-    for index in range(10):
-        scene = shapes.generate_scene(0, "train", index)
-        image, masks = shapes.render(scene)
-        assert 3 <= len(scene.objects) <= 6 and masks.shape == (len(scene.objects),) + image.shape[:2]
-        assert masks.sum(axis=0).max() == 1 and masks.any(axis=(1, 2)).all()
-
-
-@pytest.mark.parametrize("shape,area_over_r2", [
-    ("circle", math.pi), ("square", 1.6 ** 2), ("triangle", 3 * math.sqrt(3) / 4),
-    ("diamond", 2 * 0.8), ("star", 5 * math.sin(math.radians(36)) * 0.45)])
-def test_rasterized_shapes_have_their_geometric_area(shape, area_over_r2):
-    obj = shapes.SceneObject(shape, "red", "big", (50.3, 40.7), 20.0, (215, 35, 35))
-    mask = shapes.object_mask(obj, 100, 100)
-    assert abs(mask.sum() / (area_over_r2 * 400.0) - 1) < 0.04
-    ys, xs = np.nonzero(mask)  # inside the +-radius box the renderer's window covers
-    assert np.abs(xs + 0.5 - 50.3).max() <= 20.0 and np.abs(ys + 0.5 - 40.7).max() <= 20.0
-
-
-def test_background_is_textured_not_flat(source):
-    for expr in source.expressions("val")[:10]:
-        scene = source.scene("val", int(expr.image_id[-6:]))
-        image, masks = shapes.render(scene)
-        background = image[~masks.any(axis=0)].astype(float)
-        assert background.std(axis=0).min() > 5  # stripes, gradient and noise
-        assert len(np.unique(background, axis=0)) > 100
-
-
-# --- expressions -----------------------------------------------------------------
-
-
-def test_every_description_resolves_to_its_object(train_pairs, source):
-    for expr, referring in train_pairs:
-        scene = source.scene("train", int(expr.image_id[-6:]))
-        states = shapes.evaluate(referring.description, scene)
-        assert states.count(shapes.TRUE) == 1 and shapes.UNCLEAR not in states
-        assert shapes.resolve(referring.description, scene) == referring.object_index
-
-
-def test_resolve_rejects_an_ambiguous_description():
-    scene = shapes.Scene(0, "train", 0, 100, 100, (
-        shapes.SceneObject("circle", "red", "big", (20.0, 50.0), 10.0, (215, 35, 35)),
-        shapes.SceneObject("circle", "red", "big", (25.0, 20.0), 10.0, (215, 35, 35)),
-        shapes.SceneObject("square", "blue", "small", (80.0, 50.0), 6.0, (40, 75, 215))),
-        shapes.generate_scene(0, "train", 0).background)
-    red = shapes.Filter(colour="red")
-    assert shapes.resolve(shapes.Description("attributes", red), scene) is None
-    # 5 px apart < the 10 px margin: "leftmost red" is a near tie, so UNCLEAR.
-    assert shapes.resolve(shapes.Description("extreme", red, "left"), scene) is None
-    assert shapes.resolve(shapes.Description("extreme", red, "top"), scene) == 1
-    below = shapes.Description("relation", shapes.Filter(shape="circle"), "bottom",
-                               anchor=shapes.Filter(colour="blue"))
-    assert shapes.resolve(below, scene) is None  # circle 0 is level with the square
 
 
 _LEADS = r"^(please find|find|select|look for|show me) "
@@ -290,65 +151,6 @@ def test_default_lengths_range_from_1_to_at_least_15_tokens():
     assert 1500 <= sum(histogram.values()) <= 3000
 
 
-def test_targets_have_two_to_four_distinct_sentences_with_structured_ids(source, train_pairs):
-    per_ref = {}
-    for expr, _ in train_pairs:
-        assert expr.ann_id == expr.ref_id and expr.sent_id.startswith(expr.ref_id + "-s")
-        assert re.fullmatch(r"shapes-train-\d{6}-o\d-s\d", expr.sent_id)
-        assert expr.split == "train" and tokenize(expr.sentence)
-        per_ref.setdefault(expr.ref_id, []).append(expr.sentence)
-    assert all(2 <= len(s) <= 4 and len(set(s)) == len(s) for s in per_ref.values())
-    per_image = {}
-    for ref in per_ref:
-        per_image.setdefault(ref.rsplit("-o", 1)[0], set()).add(ref)
-    assert max(len(r) for r in per_image.values()) == 3
-
-
-def test_splits_have_disjoint_images(source):
-    ids = {split: {e.image_id for e in source.expressions(split)} for split in source.splits()}
-    assert not ids["train"] & ids["val"] and not ids["train"] & ids["test"]
-    assert not ids["val"] & ids["test"]
-    train0 = shapes.render(shapes.generate_scene(3, "train", 0))[0]
-    val0 = shapes.render(shapes.generate_scene(3, "val", 0))[0]
-    assert train0.shape != val0.shape or not np.array_equal(train0, val0)
-
-
-def test_source_works_from_a_fresh_process(source):
-    expr = source.expressions("test")[4]
-    script = ("import pickle, sys, hashlib; src = pickle.loads(sys.stdin.buffer.read()); "
-              "e = src.expressions('test')[4]; "
-              "print(e.sent_id, hashlib.md5(src.load_image(e).tobytes()"
-              " + src.load_mask(e).tobytes()).hexdigest())")
-    result = subprocess.run([sys.executable, "-c", script], input=pickle.dumps(source),
-                            capture_output=True, cwd=REPO_ROOT, check=True)
-    digest = hashlib.md5(source.load_image(expr).tobytes() + source.load_mask(expr).tobytes())
-    assert result.stdout.decode().split() == [expr.sent_id, digest.hexdigest()]
-
-
-# --- bad input -------------------------------------------------------------------
-
-
-def test_unknown_ids_raise_data_error(source):
-    good = source.expressions("val")[0]
-    with pytest.raises(DataError, match="not a shapes image id") as info:
-        source.load_image(Expression("COCO_1", "1", "1", "1", "x", "val"))
-    assert info.value.reason == "missing_image"
-    with pytest.raises(DataError, match="beyond the 6 images"):
-        source.load_image(Expression("shapes-val-000006", "r", "r", "s", "x", "val"))
-    with pytest.raises(DataError, match="names no object") as info:
-        source.load_mask(Expression(good.image_id, good.image_id + "-o9", "a", "s", "x", "val"))
-    assert info.value.reason == "missing_annotation"
-
-
-def test_bad_constructor_arguments_and_splits_are_named():
-    with pytest.raises(ValueError, match="num_val_images"):
-        shapes.ShapesSource(num_val_images=-1)
-    with pytest.raises(ValueError, match="min_size"):
-        shapes.ShapesSource(min_size=120, max_size=100)
-    with pytest.raises(ValueError, match="unknown shapes split 'testA'"):
-        shapes.ShapesSource(num_train_images=1).expressions("testA")
-
-
 def test_vocabulary_is_the_grammars_and_the_same_for_every_seed(tmp_path):
     # Word ids must not depend on the draw: a model trained on seed 0 reads the
     # records of seed 77 (written with their own preprocess run) with the same ids.
@@ -378,18 +180,3 @@ def test_every_generated_word_is_in_the_vocabulary():
     # Pieces that carry whitespace (", ") stay <unk>, as in the original vocabularies.
     assert {w for w in words if w == w.strip()} <= vocab
     assert len(words & vocab) > 50
-
-
-def test_object_scale_enlarges_every_object_and_keeps_the_size_classes():
-    plain = shapes.generate_scene(2, "train", 0, 128, 128)
-    big = shapes.generate_scene(2, "train", 0, 128, 128, object_scale=1.3)
-    radii = lambda scene, size: [o.radius / 128 for o in scene.objects if o.size == size]  # noqa
-    for size, (low, high) in shapes._RADIUS_RANGE.items():
-        assert all(1.3 * low <= r <= 1.3 * high for r in radii(big, size))
-        assert all(low <= r <= high for r in radii(plain, size))
-    src = shapes.ShapesSource(seed=2, num_train_images=2, num_val_images=1, num_test_images=1,
-                              min_size=128, max_size=128, object_scale=1.3)
-    expr = src.expressions("train")[0]
-    assert src.load_mask(expr).sum() > 0 and src.scene("train", 0) == big
-    with pytest.raises(ValueError, match="object_scale"):
-        shapes.ShapesSource(object_scale=2.0)
