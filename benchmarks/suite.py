@@ -476,8 +476,8 @@ def bench_eval(settings: Settings) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         tfrecords = _shapes_eval_set(tmp, settings)
-        run_config = RunConfig(data=DataConfig(dataset="shapes", tfrecord_dir=tfrecords,
-                                               input_size=size), model=cfg)
+        run_config = RunConfig(data=DataConfig(dataset="shapes", tfrecord_dir=tfrecords),
+                               model=cfg)
         counts, stages = {}, {}
 
         def evaluate(shared: bool, crf: bool = False):
@@ -592,10 +592,11 @@ def _input_pipeline_child(settings: Settings) -> dict:
     per second per CPU core; the same for the parse (decode) stage alone."""
     import tensorflow as tf
 
-    from tf_rmi.config import DataConfig
+    from tf_rmi.config import DataConfig, ModelConfig
     from tf_rmi.data import pipeline, preprocess_lib
 
     size = 64 if settings.quick else 320
+    num_words = ModelConfig().num_words  # preprocess's default T too
     images = 4 if settings.quick else 20
     records = 40 if settings.quick else 400
     warmup = 10 if settings.quick else 50
@@ -603,10 +604,11 @@ def _input_pipeline_child(settings: Settings) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, "tfrecords")
         preprocess_lib.preprocess("shapes", None, root, splits=("train",), num_workers=1,
-                                  progress=False, image_size=size,
+                                  progress=False, image_size=size, num_words=num_words,
                                   shapes_args={"num_train_images": images, "num_val_images": 0,
                                                "num_test_images": 0})
-        data_cfg = DataConfig(dataset="shapes", tfrecord_dir=root, input_size=size)
+        data_cfg = DataConfig(dataset="shapes", tfrecord_dir=root)
+        shape = dict(input_size=size, num_words=num_words)
 
         def measure_stream(dataset, per_element: int) -> dict:
             it = iter(dataset)
@@ -628,9 +630,9 @@ def _input_pipeline_child(settings: Settings) -> dict:
             warnings.simplefilter("ignore")
             for batch in (1, 8):
                 out[f"train_dataset_batch_{batch}"] = measure_stream(
-                    pipeline.train_dataset(data_cfg, "train", batch, seed=0), batch)
+                    pipeline.train_dataset(data_cfg, "train", batch, seed=0, **shape), batch)
             out["parse_only"] = measure_stream(
-                pipeline.train_examples(data_cfg, "train", seed=0), 1)
+                pipeline.train_examples(data_cfg, "train", seed=0, **shape), 1)
     per_core = out["train_dataset_batch_8"]["records_per_cpu_core_s"]
     out["gpu_projected_samples_per_s"] = list(GPU_PROJECTED_SAMPLES_PER_S)
     out["cores_needed_for_projection"] = [r / per_core for r in GPU_PROJECTED_SAMPLES_PER_S]

@@ -1,4 +1,5 @@
 """config: the dataset registry, validation, config.json versions, partial configs."""
+import dataclasses
 import json
 import os
 import re
@@ -46,11 +47,12 @@ def test_validate_names_the_field_and_its_allowed_values():
         config.RunConfig(train=config.TrainConfig(eval_every=-1)).validate()
 
 
-def test_data_and_model_sizes_must_agree_only_for_training():
-    cfg = config.RunConfig(model=config.ModelConfig(input_size=64))
-    with pytest.raises(ValueError, match=r"data.input_size \(320\) differs from model.input_size"):
-        cfg.validate()
-    assert cfg.validate(for_training=False) is cfg  # a saved run read back to predict
+def test_the_records_size_and_length_are_the_models_alone():
+    assert not {"input_size", "num_words"} & {f.name for f in dataclasses.fields(config.DataConfig)}
+    with pytest.raises(config.ConfigError, match="model.input_size must be 1 or more, got 0"):
+        config.RunConfig(model=config.ModelConfig(input_size=0)).validate()
+    with pytest.raises(config.ConfigError, match="model.num_words must be 1 or more, got 0"):
+        config.RunConfig(model=config.ModelConfig(num_words=0)).validate()
 
 
 def test_the_choices_are_the_models_own():
@@ -81,13 +83,48 @@ def test_saved_config_carries_its_version_and_reads_back(tmp_path):
     cfg = config.RunConfig(train=config.TrainConfig(learning_rate=1e-3, pretrained="w.h5"))
     path = cfg.save(str(tmp_path))
     with open(path) as f:
-        assert json.load(f)["version"] == config.CONFIG_VERSION == 2
+        saved = json.load(f)
+    assert saved["version"] == config.CONFIG_VERSION == 3
+    assert set(saved["data"]) == {"dataset", "tfrecord_dir", "vocab_file"}
     assert config.RunConfig.load(str(tmp_path)) == cfg
+
+
+def _version_2(run_config, data_input_size, data_num_words):
+    """`run_config` as config.json version 2 wrote it: the data section with its
+    own input_size and num_words."""
+    values = dict(run_config.to_dict(), version=2)
+    values["data"] = dict(values["data"], input_size=data_input_size, num_words=data_num_words)
+    return values
+
+
+def test_a_version_2_config_with_the_models_sizes_reads_as_version_3(tmp_path):
+    cfg = config.RunConfig(model=config.ModelConfig(input_size=64, num_words=6))
+    (tmp_path / "config.json").write_text(json.dumps(_version_2(cfg, 64, 6)))
+    loaded = config.RunConfig.load(str(tmp_path))
+    assert loaded == cfg and (loaded.model.input_size, loaded.model.num_words) == (64, 6)
+    loaded.save(str(tmp_path))  # written back as version 3, data's copies gone
+    assert json.loads((tmp_path / "config.json").read_text()) == cfg.to_dict()
+
+
+@pytest.mark.parametrize("data_sizes,message", [
+    ((320, 6), r"data.input_size \(320\) differs from model.input_size \(64\) in "),
+    ((64, 20), r"data.num_words \(20\) differs from model.num_words \(6\) in "),
+])
+def test_a_version_2_config_whose_data_and_model_sizes_differ_is_refused(tmp_path, data_sizes,
+                                                                          message):
+    cfg = config.RunConfig(model=config.ModelConfig(input_size=64, num_words=6))
+    (tmp_path / "config.json").write_text(json.dumps(_version_2(cfg, *data_sizes)))
+    with pytest.raises(config.ConfigError, match=message + r".*config.json \(config version 2\)"
+                                                           r": the file is inconsistent.* Delete "
+                                                           r"data\.(input_size|num_words) from the "
+                                                           r"file, after making model\."):
+        config.RunConfig.load(str(tmp_path))
 
 
 def test_a_version_less_config_is_migrated_to_what_its_tf_rmi_did(tmp_path):
     (tmp_path / "config.json").write_text(OLD_CONFIG_JSON)
     cfg = config.RunConfig.load(str(tmp_path))
+    assert (cfg.model.input_size, cfg.model.num_words) == (320, 20)  # data's copies dropped
     # Before f882067 the learning rate decayed over the iteration budget.
     assert cfg.train.lr_decay_steps == 0
     assert (cfg.train.iterations, cfg.model.vocab_size, cfg.model.trunk) == (1500, 57, "small")
@@ -116,8 +153,8 @@ def test_a_missing_field_with_no_migration_is_refused_by_name():
 
 
 def test_a_newer_config_version_is_refused():
-    values = dict(config.RunConfig().to_dict(), version=3)
-    with pytest.raises(ValueError, match="config version 3, newer than this tf_rmi reads \\(2\\)"):
+    values = dict(config.RunConfig().to_dict(), version=4)
+    with pytest.raises(ValueError, match="config version 4, newer than this tf_rmi reads \\(3\\)"):
         config.RunConfig.from_dict(values)
 
 
@@ -141,6 +178,8 @@ def test_overrides_parse_each_fields_type():
     ("eval.split=test", "unknown section 'eval'; valid sections: data, model, train"),
     ("train.lr=1e-3", "unknown field train.lr; valid train fields: iterations, snapshot_every,"),
     ("learning_rate=1e-3", "expected section.field=value"),
+    ("data.num_words=6", "unknown field data.num_words; valid data fields: dataset, "
+                         "tfrecord_dir, vocab_file (data.num_words is set as model.num_words now"),
 ])
 def test_an_unknown_key_is_refused_listing_the_valid_ones(item, message):
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -180,3 +219,29 @@ def test_set_is_applied_by_trains_config_builder_after_the_flags_and_the_file(tm
     assert cfg.train.iterations == config.dataset_spec("shapes").iterations  # from --dataset
     with pytest.raises(ValueError, match="model.trunk must be resnet101 or small, got 'vgg'"):
         train_lib.config_from_command_line(flag_values, None, ["model.trunk=vgg"])
+
+
+def test_set_of_the_datas_former_input_size_is_refused_pointing_at_the_models(tmp_path):
+    from tf_rmi import train_lib
+
+    flag_values = dict(dataset="shapes", tfrecord_dir="records")
+    hint = ("unknown field data.input_size; valid data fields: dataset, tfrecord_dir, "
+            "vocab_file (data.input_size is set as model.input_size now")
+    with pytest.raises(ValueError, match=re.escape(hint)):
+        train_lib.config_from_command_line(flag_values, None, ["data.input_size=1"])
+    path = tmp_path / "partial.json"
+    path.write_text('{"data": {"input_size": 64}}')
+    with pytest.raises(ValueError, match=re.escape(f"{path}: {hint}")):
+        train_lib.config_from_command_line(flag_values, str(path))
+    cfg = train_lib.config_from_command_line(flag_values, None, ["model.input_size=64"])
+    assert cfg.model.input_size == 64
+
+
+def test_trains_size_and_length_flags_fill_the_model_section():
+    from tf_rmi import train_lib
+
+    cfg = train_lib.config_from_flags("shapes", "records", input_size=64, num_words=6)
+    assert (cfg.model.input_size, cfg.model.num_words) == (64, 6)
+    assert cfg.data == config.DataConfig(dataset="shapes", tfrecord_dir="records")
+    with pytest.raises(ValueError, match="--num_words must be 1 or more, got 0"):
+        train_lib.config_from_flags("shapes", "records", num_words=0)

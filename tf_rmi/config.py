@@ -23,7 +23,7 @@ import os
 import re
 import types
 import typing
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from tf_rmi import atomic_io
 from tf_rmi.serving.inference import THRESHOLD
@@ -137,13 +137,13 @@ def _one_of(choices) -> str:
 
 @dataclasses.dataclass
 class DataConfig:
-    """Where the TFRecords are and how they were written."""
+    """Where the TFRecords are and their vocabulary. Their image side and T
+    are the model's (`ModelConfig.input_size` / `num_words`, set once): the
+    readers check the records against those."""
 
     dataset: str = "shapes"
     tfrecord_dir: str = "data/tfrecords"  # holds <dataset>/<split>-*.tfrecord
     vocab_file: Optional[str] = None  # resolved from the manifest when None
-    input_size: int = 320  # training images are resized-and-padded to this
-    num_words: int = 20  # T: words kept per expression, front-padded with 0
 
 
 @dataclasses.dataclass
@@ -164,8 +164,8 @@ class ModelConfig:
     small_trunk_standardize: bool = False  # linear conv7, output standardised per image
     small_trunk_context: bool = False  # + directional maxima (left/right/above/below)
     vocab_size: int = 12112
-    input_size: int = 320
-    num_words: int = 20
+    input_size: int = 320  # S: training records are resized-and-padded to S x S
+    num_words: int = 20  # T: words kept per expression, front-padded with 0
     visual_dim: int = 1000  # D_I: fc1000 logits or conv0 output
     embed_dim: int = 1000  # word embedding size
     lstm_units: int = 1000  # language LSTM
@@ -250,15 +250,12 @@ class RunConfig:
         """The config.json form: `version` (CONFIG_VERSION) and the three sections."""
         return {"version": CONFIG_VERSION, **dataclasses.asdict(self)}
 
-    def validate(self, for_training: bool = True) -> "RunConfig":
+    def validate(self) -> "RunConfig":
         """Checks every field's value and the rules between fields; returns self.
 
         Raises `ConfigError` (a ValueError) naming the field and what it may
-        be. `for_training=False` (a saved config read back to evaluate, export
-        or predict) leaves out what only reading training records needs: the
-        data section's input_size / num_words equal to the model's.
-        `data.dataset` may name records outside `DATASETS` (only the defaults
-        of `train_lib.config_from_flags` come from the registry).
+        be. `data.dataset` may name records outside `DATASETS` (only the
+        defaults of `train_lib.config_from_flags` come from the registry).
         """
         d, m, t = self.data, self.model, self.train
         choices = (("model.model", m.model, MODELS), ("model.weights", m.weights, WEIGHTS),
@@ -272,7 +269,7 @@ class RunConfig:
                 raise ConfigError(name, f"must be {_one_of(allowed)}, got {value!r}")
         if not isinstance(d.dataset, str) or not d.dataset:
             raise ConfigError("data.dataset", f"must name the records' dataset, got {d.dataset!r}")
-        at_least = (("data.input_size", d.input_size, 1), ("data.num_words", d.num_words, 1),
+        at_least = (("model.input_size", m.input_size, 1), ("model.num_words", m.num_words, 1),
                     ("model.small_trunk_width", m.small_trunk_width, 1),
                     ("model.small_trunk_norm_groups", m.small_trunk_norm_groups, 1),
                     ("train.iterations", t.iterations, 1),
@@ -297,24 +294,21 @@ class RunConfig:
             raise ConfigError("train.trunk_learning_rate_mult", (
                 f"must be 1 with a pretrained small trunk, got {t.trunk_learning_rate_mult}: a "
                 "pretrained trunk is frozen (as the original's), so it has no learning rate"))
-        if for_training:
-            for name in ("input_size", "num_words"):
-                if getattr(d, name) != getattr(m, name):
-                    raise ConfigError(f"data.{name}", (
-                        f"({getattr(d, name)}) differs from model.{name} ({getattr(m, name)}): "
-                        "the records are read at the model's size; set them equal"))
         return self
 
     @classmethod
     def from_dict(cls, d: Mapping, source: str = "run config") -> "RunConfig":
         """Reads the config.json form: every field of every section, typed as
-        the dataclasses say, then `validate(for_training=False)`.
+        the dataclasses say, then `validate()`.
 
-        A dict without `version` was written by tf_rmi before versions (1): each
-        field it lacks is filled from `_MIGRATIONS` with the value that makes
-        today's code do what the writer's did. A missing field with no recorded
-        migration, a `version` newer than CONFIG_VERSION, an unknown section or
-        field and a badly typed value are refused (ValueError naming `source`).
+        A dict of an older `version` (none: 1, before versions) is read through
+        `_MIGRATIONS`: each field added since that it lacks is filled with the
+        value that makes today's code do what the writer's did; each field
+        removed since is dropped once checked to equal the field that holds its
+        value now (ConfigError naming both when they differ). A missing field
+        with no recorded migration, a `version` newer than CONFIG_VERSION, an
+        unknown section or field and a badly typed value are refused
+        (ValueError naming `source`).
         """
         if not isinstance(d, Mapping):
             raise ValueError(f"{source}: a run config is a JSON object, got {type(d).__name__}")
@@ -327,11 +321,11 @@ class RunConfig:
                 f"{source} is config version {version}, newer than this tf_rmi reads "
                 f"({CONFIG_VERSION}): read it with the tf_rmi that wrote it, or update tf_rmi")
         values = {k: v for k, v in d.items() if k != "version"}
-        _check_sections(values, source)
+        _check_section_names(values, source)  # the fields once migrated (check_partial)
         sections = {name: dict(values.get(name, {})) for name in SECTIONS}
         for older in range(version, CONFIG_VERSION):
             for migration in _MIGRATIONS.get(older, ()):
-                sections[migration.section].setdefault(migration.field, migration.value)
+                migration.apply(sections, f"{source} (config version {version})")
         missing = [f"{name}.{f.name}" for name, section_cls in SECTIONS.items()
                    for f in dataclasses.fields(section_cls) if f.name not in sections[name]]
         if missing:
@@ -342,7 +336,7 @@ class RunConfig:
         checked = check_partial(sections, source)
         config = cls(**{name: SECTIONS[name](**checked[name]) for name in SECTIONS})
         try:
-            return config.validate(for_training=False)
+            return config.validate()
         except ConfigError as err:
             raise ConfigError(err.field, f"{err.problem} (in {source})") from None
 
@@ -366,10 +360,11 @@ class RunConfig:
 
 # ------------------------------------------------------------- config.json schema
 
-# The config.json format. 2: `version` written, every field present. Files
-# without `version` (1) come from tf_rmi before it; they are read through
-# `_MIGRATIONS`.
-CONFIG_VERSION = 2
+# The config.json format. 2: `version` written, every field present. 3:
+# data.input_size / data.num_words gone (model.input_size / model.num_words are
+# the run's, records included). Files without `version` (1) come from tf_rmi
+# before 2; older files are read through `_MIGRATIONS`.
+CONFIG_VERSION = 3
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
@@ -385,12 +380,43 @@ class Migration:
     commit: str  # the commit that added the field
     why: str
 
+    def apply(self, sections: Dict[str, Dict[str, Any]], source: str) -> None:
+        sections[self.section].setdefault(self.field, self.value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Removal:
+    """How a config.json of an older version that holds `section.field`, a
+    field since removed, is read: without it, once checked to equal `kept_in`
+    ("model.input_size"), the one field that holds its value now. A file where
+    the two differ is inconsistent: refused (ConfigError naming both, and the fix)."""
+
+    section: str
+    field: str
+    kept_in: str
+    why: str
+
+    def apply(self, sections: Dict[str, Dict[str, Any]], source: str) -> None:
+        if self.field not in sections[self.section]:
+            return
+        value = sections[self.section].pop(self.field)
+        owner_section, owner_field = self.kept_in.split(".")
+        kept = sections[owner_section].get(owner_field, value)  # missing: named later
+        if kept != value:
+            raise ConfigError(f"{self.section}.{self.field}", (
+                f"({value!r}) differs from {self.kept_in} ({kept!r}) in {source}: the file "
+                f"is inconsistent, and only {self.kept_in} holds the value now. Delete "
+                f"{self.section}.{self.field} from the file, after making {self.kept_in} the "
+                "value the run was trained with"))
+
 
 # Per version: the fields added since, each with the value that reproduces
-# what tf_rmi did before it. Only what a field can express is here: code
-# changes no field undoes are not (the training stream of 95df6fa; the small
-# trunk's layers of f6a853a, whose older checkpoints no longer restore).
-_MIGRATIONS: Dict[int, Tuple[Migration, ...]] = {
+# what tf_rmi did before it (Migration), and the fields removed since, each
+# with the one that holds its value now (Removal). Only what a field can
+# express is here: code changes no field undoes are not (the training stream
+# of 95df6fa; the small trunk's layers of f6a853a, whose older checkpoints no
+# longer restore).
+_MIGRATIONS: Dict[int, Tuple[Union[Migration, Removal], ...]] = {
     1: (
         Migration("train", "lr_decay_steps", 0, "f882067",
                   "the decay ran over `iterations` (0); the field came with today's default, "
@@ -416,7 +442,18 @@ _MIGRATIONS: Dict[int, Tuple[Migration, ...]] = {
         Migration("model", "small_trunk_context", False, "91c54f2",
                   "no directional maxima appended"),
     ),
+    2: (
+        Removal("data", "input_size", "model.input_size",
+                "a copy for the records, which training required equal to the model's"),
+        Removal("data", "num_words", "model.num_words",
+                "a copy for the records, which training required equal to the model's"),
+    ),
 }
+
+# "data.input_size" -> "model.input_size": where a removed field's value is set now.
+_MOVED_FIELDS: Dict[str, str] = {
+    f"{change.section}.{change.field}": change.kept_in
+    for changes in _MIGRATIONS.values() for change in changes if isinstance(change, Removal)}
 
 
 def _read_json(path: str) -> Any:
@@ -440,8 +477,9 @@ def _type_name(section: str, name: str) -> str:
     return _TYPE_NAMES[_field_types(section)[name]]
 
 
-def _check_sections(values: Mapping, source: str) -> None:
-    """Refuses a section or field the schema does not have, naming the valid ones."""
+def _check_section_names(values: Mapping, source: str) -> None:
+    """Refuses a section the schema does not have (naming the valid ones) or
+    one that is not a JSON object."""
     for section, fields in values.items():
         if section not in SECTIONS:
             raise ValueError(f"{source}: unknown section {section!r}; valid sections: "
@@ -449,11 +487,21 @@ def _check_sections(values: Mapping, source: str) -> None:
         if not isinstance(fields, Mapping):
             raise ValueError(f"{source}: section {section!r} must be a JSON object of fields, "
                              f"got {fields!r}")
+
+
+def _check_sections(values: Mapping, source: str) -> None:
+    """Refuses a section or field the schema does not have, naming the valid
+    ones (and, for a removed field, the one to set instead)."""
+    _check_section_names(values, source)
+    for section, fields in values.items():
         names = [f.name for f in dataclasses.fields(SECTIONS[section])]
         for name in fields:
             if name not in names:
+                moved = _MOVED_FIELDS.get(f"{section}.{name}")
+                hint = (f" ({section}.{name} is set as {moved} now: the model's value, which "
+                        "the records are checked against)") if moved else ""
                 raise ValueError(f"{source}: unknown field {section}.{name}; valid {section} "
-                                 f"fields: {', '.join(names)}")
+                                 f"fields: {', '.join(names)}{hint}")
 
 
 def _json_value(section: str, name: str, value: Any, source: str) -> Any:
@@ -530,7 +578,7 @@ def check_partial(values: Mapping, source: str) -> Dict[str, Dict[str, Any]]:
 def load_config_file(path: str) -> Dict[str, Dict[str, Any]]:
     """A partial run config from JSON file `path` (`check_partial`): e.g.
     `{"train": {"learning_rate": 1e-3}, "model": {"model": "LSTM"}}`; apply it
-    with `apply_partial`. A run's own config.json (version 2) is one too."""
+    with `apply_partial`. A run's own config.json (of CONFIG_VERSION) is one too."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No config file {path}: pass a JSON file of sections "
                                 f"({', '.join(SECTIONS)}) with the fields to set")

@@ -55,13 +55,14 @@ def built(tmp_path_factory):
 
 
 def _cfg(root):
-    return DataConfig(dataset="tiny", tfrecord_dir=root, input_size=SIZE, num_words=4)
+    return DataConfig(dataset="tiny", tfrecord_dir=root)
 
 
 def _stream(root, seed=0, records=None, buffer=16):
     """(image id, sent id) of the training stream, one epoch unless `records` is given."""
     examples = pipeline.train_examples(_cfg(root), "train", seed=seed,
-                                       repeat=records is not None, shuffle_buffer=buffer)
+                                       repeat=records is not None, shuffle_buffer=buffer,
+                                       input_size=SIZE, num_words=4)
     if records is not None:
         examples = examples.take(records)
     return [(e["image_id"].decode(), e["sent_id"].decode())

@@ -52,10 +52,11 @@ def tfrecord_dir(tmp_path_factory):
     return root
 
 
-def _cfg(root, **kw):
-    values = dict(dataset="shapes", tfrecord_dir=root, input_size=SIZE, num_words=T)
-    values.update(kw)
-    return DataConfig(**values)
+def _cfg(root):
+    return DataConfig(dataset="shapes", tfrecord_dir=root)
+
+
+SHAPE = dict(input_size=SIZE, num_words=T)  # the model's S and T, as the records'
 
 
 def _ids(batches):
@@ -86,7 +87,7 @@ def test_incomplete_shards_are_reported(tmp_path):
 
 
 def test_train_dataset_shapes_dtypes_and_values(tfrecord_dir):
-    dataset = pipeline.train_dataset(_cfg(tfrecord_dir), "train", batch_size=4, seed=1)
+    dataset = pipeline.train_dataset(_cfg(tfrecord_dir), "train", batch_size=4, seed=1, **SHAPE)
     features, mask = next(iter(dataset))
     assert features["images"].shape == (4, SIZE, SIZE, 3) and features["images"].dtype == tf.float32
     assert features["words"].shape == (4, T) and features["words"].dtype == tf.int32
@@ -102,7 +103,8 @@ def test_train_dataset_shapes_dtypes_and_values(tfrecord_dir):
 
 def test_train_dataset_is_deterministic_for_a_seed(tfrecord_dir):
     def order(seed):
-        dataset = pipeline.train_dataset(_cfg(tfrecord_dir), "train", batch_size=3, seed=seed)
+        dataset = pipeline.train_dataset(_cfg(tfrecord_dir), "train", batch_size=3, seed=seed,
+                                         **SHAPE)
         return _ids(dataset.take(8))
 
     first = order(5)
@@ -112,27 +114,32 @@ def test_train_dataset_is_deterministic_for_a_seed(tfrecord_dir):
 
 
 def test_train_dataset_without_repeat_ends_after_one_epoch(tfrecord_dir):
-    dataset = pipeline.train_dataset(_cfg(tfrecord_dir), "train", batch_size=5, seed=0, repeat=False)
+    dataset = pipeline.train_dataset(_cfg(tfrecord_dir), "train", batch_size=5, seed=0,
+                                     repeat=False, **SHAPE)
     assert len(_ids(dataset)) == 10  # 12 records, last incomplete batch dropped
 
 
 def test_train_dataset_rejects_wrong_num_words(tfrecord_dir):
+    with pytest.raises(ValueError, match=r"num_words=20: set model.num_words \(--num_words\) to 5"):
+        pipeline.train_dataset(_cfg(tfrecord_dir), "train", batch_size=1, seed=0,
+                               input_size=SIZE, num_words=20)
     with pytest.raises(ValueError, match="num_words=20"):
-        pipeline.train_dataset(_cfg(tfrecord_dir, num_words=20), "train", batch_size=1, seed=0)
+        pipeline.eval_dataset(_cfg(tfrecord_dir), "val", num_words=20)
 
 
 def test_train_dataset_rejects_wrong_image_size(tfrecord_dir):
-    with pytest.raises(ValueError, match="image_size=8"):
-        pipeline.train_dataset(_cfg(tfrecord_dir, input_size=16), "train", batch_size=1, seed=0)
+    with pytest.raises(ValueError, match=r"image_size=8 .* set model.input_size \(--input_size\)"):
+        pipeline.train_dataset(_cfg(tfrecord_dir), "train", batch_size=1, seed=0,
+                               input_size=16, num_words=T)
 
 
 def test_train_dataset_rejects_an_evaluation_split(tfrecord_dir):
     with pytest.raises(ValueError, match="original image size"):
-        pipeline.train_dataset(_cfg(tfrecord_dir), "val", batch_size=1, seed=0)
+        pipeline.train_dataset(_cfg(tfrecord_dir), "val", batch_size=1, seed=0, **SHAPE)
 
 
 def test_eval_dataset_yields_records_in_file_order(tfrecord_dir):
-    elements = list(pipeline.eval_dataset(_cfg(tfrecord_dir), "val"))
+    elements = list(pipeline.eval_dataset(_cfg(tfrecord_dir), "val", num_words=T))
     assert [e["sentence"].numpy() for e in elements] == [b"sentence 0", b"sentence 1", b"sentence 2"]
     assert elements[0]["image"].shape == (5, 7, 3) and elements[0]["mask"].shape == (5, 7)
     assert elements[2]["words"].numpy().tolist() == [2, 3, 4, 5, 6]
@@ -155,5 +162,5 @@ def test_missing_manifest_names_the_command(tmp_path):
 def test_input_context_reads_only_its_own_shards(tfrecord_dir):
     context = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=1)
     dataset = pipeline.train_dataset(_cfg(tfrecord_dir), "train", batch_size=2, seed=0,
-                                     repeat=False, input_context=context)
+                                     repeat=False, input_context=context, **SHAPE)
     assert sorted(_ids(dataset)) == [1, 4, 7, 10]  # shard 1 holds records n % 3 == 1

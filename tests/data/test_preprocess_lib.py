@@ -150,7 +150,7 @@ def test_pipeline_reads_the_written_dataset(refer_build):
     assert pipeline.count_records(cfg, "train") == 3
     assert os.path.basename(pipeline.resolve_vocab_file(cfg)) == "vocabulary_Gref.txt"
     (inputs, masks), = pipeline.train_dataset(cfg, "train", batch_size=3, seed=0,
-                                              repeat=False).take(1)
+                                              repeat=False, input_size=320, num_words=20).take(1)
     assert inputs["images"].shape == (3, 320, 320, 3) and masks.shape == (3, 320, 320, 1)
 
 

@@ -59,9 +59,7 @@ def setup(tmp_path_factory):
     count = _write_eval_split(root)
     cfg = tiny_model_config(num_words=NUM_WORDS)
     model = decisive_tiny_model(cfg)
-    run_config = RunConfig(data=DataConfig(dataset="tiny", tfrecord_dir=root,
-                                           input_size=cfg.input_size, num_words=NUM_WORDS),
-                           model=cfg)
+    run_config = RunConfig(data=DataConfig(dataset="tiny", tfrecord_dir=root), model=cfg)
     return root, count, model, run_config
 
 
@@ -106,7 +104,8 @@ def test_crf_scores_do_not_depend_on_the_number_of_crf_workers(setup):
 def test_eval_records_keep_original_sizes_and_the_model_sees_the_padded_input(setup):
     root, _, model, run_config = setup
     runner = eval_lib.ModelRunner(model)
-    records = list(pipeline.eval_dataset(run_config.data, "val").as_numpy_iterator())
+    records = list(pipeline.eval_dataset(run_config.data, "val",
+                                         num_words=run_config.model.num_words).as_numpy_iterator())
     assert {r["image"].shape[:2] for r in records} == {(50, 70), (64, 64), (90, 40)}
     from tf_rmi.data import image_ops
     record = records[0]

@@ -77,8 +77,8 @@ def tiny_run_config(tfrecord_dir, model="RMI", **train_overrides):
                  end_learning_rate=1e-4, shuffle_buffer=16, log_every=2, seed=3)
     train.update(train_overrides)
     return RunConfig(
-        data=DataConfig(dataset="shapes", tfrecord_dir=tfrecord_dir, input_size=SIZE, num_words=T),
-        model=tiny_model_config(model=model, vocab_size=0, num_words=T),
+        data=DataConfig(dataset="shapes", tfrecord_dir=tfrecord_dir),
+        model=tiny_model_config(model=model, vocab_size=0, input_size=SIZE, num_words=T),
         train=TrainConfig(**train))
 
 
@@ -185,7 +185,8 @@ def test_first_adam_step_receives_doubled_bias_gradients(tfrecord_dir, tmp_path)
     tf.keras.utils.set_random_seed(config.train.seed)
     model = train_lib.build_training_state(config)[0]
     features, mask = next(iter(pipeline.train_dataset(
-        config.data, "train", batch_size=2, seed=config.train.seed, shuffle_buffer=16)))
+        config.data, "train", batch_size=2, seed=config.train.seed, shuffle_buffer=16,
+        input_size=config.model.input_size, num_words=config.model.num_words)))
     with tf.GradientTape() as tape:
         logits = model((features["images"], features["words"]), training=True)["logits"]
         loss = train_lib.loss_fn(logits, mask, model.decayed_kernels(), config.train.weight_decay)[0]

@@ -103,7 +103,7 @@ def test_training_with_a_pretrained_small_trunk_keeps_it_frozen(pretrained, tfre
     model_cfg, out, _ = pretrained
     config = tiny_run_config(tfrecord_dir, iterations=4, snapshot_every=4, pretrained=out)
     config.model = tiny_model_config(
-        vocab_size=0, num_words=config.data.num_words, input_size=SIZE,
+        vocab_size=0, num_words=config.model.num_words, input_size=SIZE,
         small_trunk_standardize=True, small_trunk_aligned=True, small_trunk_input_scale=1 / 128)
     summary = train_lib.train(config, str(tmp_path), progress=False)
     assert "Loaded the pretrained small trunk" in summary["pretrained"]

@@ -38,10 +38,10 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_enum("trunk", _M.trunk, list(config.TRUNKS), "Frozen ResNet-101 or a small "
                       "CPU trunk.", flag_values=fv)
     common.small_trunk(fv, _M, exclude=("small_trunk_norm_groups",))
-    flags.DEFINE_integer("input_size", _M.input_size, "Training image side (records must match).",
-                         flag_values=fv)
-    flags.DEFINE_integer("num_words", _M.num_words, "T: word ids per expression (records must "
-                         "match).", flag_values=fv)
+    flags.DEFINE_integer("input_size", _M.input_size, "model.input_size: image side (records "
+                         "must match).", flag_values=fv)
+    flags.DEFINE_integer("num_words", _M.num_words, "model.num_words, T: word ids per expression "
+                         "(records must match).", flag_values=fv)
     flags.DEFINE_integer("iterations", None, "Iteration budget (default: the dataset's, "
                          "config.DATASETS).", flag_values=fv)
     flags.DEFINE_integer("snapshot_every", None, "Steps between checkpoints (default per "

@@ -7,7 +7,10 @@ leniently here: only `vocab_file`, `settings.image_size`, `settings.train_order`
 and the splits' counts are used when present).
 
 Training records are resized-and-padded to S x S; the network input is the
-Caffe-preprocessed BGR image, as the original's `im[:,:,::-1] - mu`.
+Caffe-preprocessed BGR image, as the original's `im[:,:,::-1] - mu`. S
+(`input_size`) and T (`num_words`) are the model's (`ModelConfig`): the readers
+take them as arguments and check the records against them; `data_cfg` (a
+`config.DataConfig`) says where the records are.
 """
 from __future__ import annotations
 
@@ -49,16 +52,18 @@ def _first_record(paths: List[str]) -> bytes:
                      "`make preprocess` for this split")
 
 
-def _check_records(paths: List[str], data_cfg, split: str, training: bool) -> None:
-    """Up-front checks with clear errors instead of failures deep in tf.data."""
+def _check_records(paths: List[str], data_cfg, split: str, num_words: int,
+                   input_size: Optional[int] = None) -> None:
+    """Up-front checks with clear errors instead of failures deep in tf.data.
+    `input_size` given: training records (resized-and-padded, at that size)."""
     first = _first_record(paths)
     length = schema.words_length(first)
-    if length != data_cfg.num_words:
+    if length != num_words:
         raise ValueError(
             f"Records of split '{split}' hold {length} word ids per expression but the "
-            f"configuration asks for num_words={data_cfg.num_words}: set num_words to "
-            f"{length} or re-run `make preprocess` with the wanted T")
-    if not training:
+            f"configuration asks for num_words={num_words}: set model.num_words "
+            f"(--num_words) to {length} or re-run `make preprocess` with the wanted T")
+    if input_size is None:
         return
     if not schema.is_padded(first):
         raise ValueError(
@@ -68,10 +73,11 @@ def _check_records(paths: List[str], data_cfg, split: str, training: bool) -> No
     manifest = manifest_or_none(data_cfg.tfrecord_dir, data_cfg.dataset) or {}
     settings = manifest.get("settings") or {}
     size = settings.get("image_size") if isinstance(settings, dict) else None
-    if size is not None and int(size) != data_cfg.input_size:
+    if size is not None and int(size) != input_size:
         raise ValueError(
             f"Records of {data_cfg.dataset} were written at image_size={size} but the "
-            f"configuration asks for input_size={data_cfg.input_size}")
+            f"configuration asks for input_size={input_size}: set model.input_size "
+            f"(--input_size) to {size} or re-run `make preprocess` at the wanted size")
 
 
 # Shards read at once by the training stream (tf.data interleave, one record each in turn).
@@ -103,9 +109,12 @@ def shuffled_records(files: tf.data.Dataset, read: Callable[[tf.Tensor], tf.data
 
 def train_examples(data_cfg, split: str, seed: int, repeat: bool = True,
                    shuffle_buffer: int = 1000,
-                   input_context: Optional[tf.distribute.InputContext] = None
-                   ) -> tf.data.Dataset:
+                   input_context: Optional[tf.distribute.InputContext] = None, *,
+                   input_size: int, num_words: int) -> tf.data.Dataset:
     """The parsed training records (`schema.parse_example` dicts) in training order.
+
+    `input_size` (S) and `num_words` (T) are the model's; records of another
+    T, or a manifest of another image size, are refused up front.
 
     The shuffle buffer holds at least the largest shard (so that a shard's
     records can leave in any order). Warns when the manifest says the records
@@ -113,8 +122,7 @@ def train_examples(data_cfg, split: str, seed: int, repeat: bool = True,
     then far from a random permutation; re-run `make preprocess`.
     """
     paths = shard_paths(data_cfg.tfrecord_dir, data_cfg.dataset, split)
-    _check_records(paths, data_cfg, split, training=True)
-    num_words = data_cfg.num_words
+    _check_records(paths, data_cfg, split, num_words, input_size=input_size)
     order = training_order(data_cfg.tfrecord_dir, data_cfg.dataset)
     if order != "random":
         warnings.warn(
@@ -150,9 +158,10 @@ def train_examples(data_cfg, split: str, seed: int, repeat: bool = True,
 
 
 def train_dataset(data_cfg, split: str, batch_size: int, seed: int, repeat: bool = True,
-                  shuffle_buffer: int = 1000, input_context: Optional[tf.distribute.InputContext] = None
-                  ) -> tf.data.Dataset:
-    """Shuffled, batched training pairs.
+                  shuffle_buffer: int = 1000, input_context: Optional[tf.distribute.InputContext] = None,
+                  *, input_size: int, num_words: int) -> tf.data.Dataset:
+    """Shuffled, batched training pairs at the model's `input_size` (S) and
+    `num_words` (T) (`train_examples`).
 
     Yields `({"images": float32 [N,S,S,3] Caffe-preprocessed BGR,
     "words": int32 [N,T]}, float32 mask [N,S,S,1] with values 0/1)`, N =
@@ -165,13 +174,13 @@ def train_dataset(data_cfg, split: str, batch_size: int, seed: int, repeat: bool
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    size = data_cfg.input_size
     examples = train_examples(data_cfg, split, seed, repeat=repeat,
-                              shuffle_buffer=shuffle_buffer, input_context=input_context)
+                              shuffle_buffer=shuffle_buffer, input_context=input_context,
+                              input_size=input_size, num_words=num_words)
 
     def to_pair(example):
-        image = tf.ensure_shape(example["image"], [size, size, 3])
-        mask = tf.ensure_shape(example["mask"], [size, size])
+        image = tf.ensure_shape(example["image"], [input_size, input_size, 3])
+        mask = tf.ensure_shape(example["mask"], [input_size, input_size])
         features = {"images": image_ops.caffe_preprocess_tf(image), "words": example["words"]}
         return features, tf.cast(mask, tf.float32)[:, :, tf.newaxis]
 
@@ -183,15 +192,15 @@ def train_dataset(data_cfg, split: str, batch_size: int, seed: int, repeat: bool
     return dataset.with_options(options)
 
 
-def eval_dataset(data_cfg, split: str) -> tf.data.Dataset:
+def eval_dataset(data_cfg, split: str, *, num_words: int) -> tf.data.Dataset:
     """Parsed records of a split, one expression at a time, in file order.
 
     Each element is `schema.parse_example`'s dict (original-size image and
-    mask for evaluation splits), with `words` of static length T.
+    mask for evaluation splits), with `words` of static length T = the
+    model's `num_words` (records of another T are refused up front).
     """
     paths = shard_paths(data_cfg.tfrecord_dir, data_cfg.dataset, split)
-    _check_records(paths, data_cfg, split, training=False)
-    num_words = data_cfg.num_words
+    _check_records(paths, data_cfg, split, num_words)
     dataset = tf.data.TFRecordDataset(paths).map(
         lambda s: schema.parse_example(s, num_words=num_words),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -255,7 +255,8 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
                          "skip summary")
     if eval_config.max_expressions:
         total = min(total, eval_config.max_expressions)
-    dataset = pipeline.eval_dataset(data_cfg, eval_config.split).take(total)
+    dataset = pipeline.eval_dataset(data_cfg, eval_config.split,
+                                    num_words=model.config.num_words).take(total)
     if runner is None:
         runner = model_runner(model)
     predict = runner.shared_trunk if eval_config.shared_trunk else runner.per_expression

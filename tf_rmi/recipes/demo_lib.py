@@ -333,7 +333,8 @@ def _expression_figures(model, run_config, tfrecord_dir, output_dir):
     data_cfg = dc.replace(run_config.data, tfrecord_dir=tfrecord_dir)
     vocab = Vocabulary.from_file(pipeline.resolve_vocab_file(data_cfg))
     seen = 0
-    for record in pipeline.eval_dataset(data_cfg, "test").as_numpy_iterator():
+    records = pipeline.eval_dataset(data_cfg, "test", num_words=run_config.model.num_words)
+    for record in records.as_numpy_iterator():
         sentence = record["sentence"].decode("utf-8")
         if len(sentence.split()) < 4:
             continue

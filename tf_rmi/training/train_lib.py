@@ -391,8 +391,7 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
         lr_decay_steps = spec.lr_decay_steps
     if keep_checkpoints is None:
         keep_checkpoints = spec.keep_checkpoints
-    data = DataConfig(dataset=dataset, tfrecord_dir=tfrecord_dir, vocab_file=vocab_file,
-                      input_size=input_size, num_words=num_words)
+    data = DataConfig(dataset=dataset, tfrecord_dir=tfrecord_dir, vocab_file=vocab_file)
     model_cfg = ModelConfig(model=model, weights=weights, trunk=trunk,
                             small_trunk_width=small_trunk_width,
                             small_trunk_input_scale=float(small_trunk_input_scale),
@@ -856,7 +855,9 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
         # Built before the (slow) model build so that bad records fail early.
         dataset = pipeline.train_dataset(run_config.data, split, batch_size=global_batch,
                                           seed=tcfg.seed, repeat=True,
-                                          shuffle_buffer=tcfg.shuffle_buffer)
+                                          shuffle_buffer=tcfg.shuffle_buffer,
+                                          input_size=run_config.model.input_size,
+                                          num_words=run_config.model.num_words)
 
         with strategy.scope():
             model, optimizer, step_var, checkpoint = build_training_state(run_config)
