@@ -172,7 +172,8 @@ def resize_pad_geometry(h: int, w: int, size: int = DEFAULT_SIZE) -> Tuple[int, 
     """(new_h, new_w, top, left) of the original's `resize_and_pad`.
 
     scale = min(size/h, size/w); new = round-half-even(side*scale) (np.round);
-    offsets floor((size - new) / 2).
+    offsets floor((size - new) / 2). Raises ValueError for an empty image or
+    one so thin that a side would round to 0 pixels.
     """
     if h < 1 or w < 1:
         raise ValueError(f"Image of size {h}x{w} is empty")

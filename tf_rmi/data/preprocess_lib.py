@@ -33,6 +33,18 @@ are missing or whose checksum no longer matches (stale temporaries are
 removed). Output bytes are a function of the input and the settings only (not
 of the number of workers or the chunk size).
 
+The manifest (`shards.write_manifest`, rewritten atomically after every shard)
+holds `format`, `schema_version`, `dataset`, `vocab_file` (relative to the
+dataset directory when built here, else absolute), `vocab_size`,
+`vocab_sha256`, `settings` (`image_size`, `num_words`, `train_order`,
+`train_order_seed`, plus e.g. `vocab_built_from`, `min_count`, the shapes
+`seed` and image counts) and per split `count` (records written),
+`expressions`, `skipped` / `degenerate` {reason: n}, `degenerate_records`,
+`padded`, `num_shards`, `complete`, `fingerprint` and `shards` [{`index`,
+`file`, `records`, `sha256`, `skipped`, `skip_examples`, `degenerate`,
+`degenerate_records`}]. Records written with another header (format, schema,
+dataset, vocabulary, settings) are never mixed into a directory: it is refused.
+
 Bad samples (missing or undecodable image, missing or undecodable
 annotation, empty or undecodable sentence) are skipped and counted by
 `DataError.reason`; `strict=True` raises the first one instead. Degenerate
@@ -727,9 +739,12 @@ def build_dataset(source: Source, output_dir: str, splits: Optional[Sequence[str
     """Writes every requested split of `source` under `<output_dir>/<source.name>`.
 
     The vocabulary is `vocab_file`, or, with `build_vocab` or for a source
-    without an original vocabulary (`vocab_name` None, e.g. shapes), built
-    from the training split with `min_count` and written to
-    `<output_dir>/<dataset>/vocabulary.txt`. Returns {split: SplitStats}.
+    without an original vocabulary (`vocab_name` None, e.g. shapes), the
+    source's `fixed_vocabulary()` when it has one (the shapes grammar's; not
+    with `build_vocab`), else counted on `vocabulary_split` with `min_count`,
+    and written to `<output_dir>/<dataset>/vocabulary.txt`. The training
+    order (`train_order`, `train_order_seed`) is recorded in the manifest's
+    settings. Returns {split: SplitStats}.
     """
     available = tuple(source.splits())
     splits = list(splits) if splits else list(available)

@@ -13,6 +13,7 @@ as one `.npz` batch file of the original `build_batches.py`):
   a normal sample). Evaluation splits keep degenerate samples and score them as
   the original does; records without the key (schema 1) read as not degenerate.
 
+`SCHEMA_VERSION` (2: the `degenerate` key added) is recorded in the manifest.
 `parse_example` uses TensorFlow ops only, so it runs inside `tf.data.map`.
 """
 from __future__ import annotations
@@ -137,7 +138,8 @@ def make_example(image_png: bytes, mask_png: bytes, word_ids: Sequence[int],
 def parse_example(serialized, num_words: Optional[int] = None) -> Dict[str, tf.Tensor]:
     """Parses one serialized example with TensorFlow ops (usable in tf.data.map).
 
-    Returns a dict: `image` uint8 [H,W,3], `mask` uint8 [H,W] with values 0/1,
+    Returns a dict: `image` uint8 [H,W,3], `mask` uint8 [H,W] with values 0/1
+    (any non-zero byte is foreground, so a 0/255 mask reads as 0/1 too),
     `words` int32 [T] (static T when `num_words` is given; a record of another
     length then fails the shape check), `sentence`, `image_id`, `ref_id`,
     `ann_id`, `sent_id` tf.string scalars, `orig_height`, `orig_width` int32

@@ -30,10 +30,12 @@ class Expression:
 class DataError(Exception):
     """A sample that cannot be used.
 
-    `reason` is a short stable code used to count skips (for example
-    "missing_image", "unreadable_image", "missing_annotation", "empty_sentence",
-    "undecodable_sentence", "empty_mask", "missing_mask"); `path` names the file
-    or record at fault.
+    `reason` is a short stable code used to count skips: "missing_image",
+    "unreadable_image", "degenerate_image", "missing_annotation",
+    "invalid_annotation", "missing_mask", "unreadable_mask", "empty_sentence",
+    "undecodable_sentence", and on training splits only "mask_size_mismatch"
+    and "empty_mask" (evaluation splits keep those samples as degenerate; see
+    `preprocess_lib`); `path` names the file or record at fault.
     """
 
     def __init__(self, reason: str, message: str, path: Optional[str] = None):

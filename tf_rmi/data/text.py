@@ -71,7 +71,8 @@ def tokenize(sentence: Union[str, bytes]) -> List[str]:
     """Splits a referring expression into tokens exactly as the original.
 
     Examples: "man, left" -> ["man", ", ", "left"]; "the man ." -> ["the",
-    "man", " ."]; "the man." -> ["the", "man"]; "café" -> ["caf", "é"].
+    "man", " ."]; "the man." -> ["the", "man"]; "café" -> ["caf", "é"];
+    "." -> [] (encoded as all padding, as in the original).
 
     Raises:
       EmptySentenceError: for an empty or whitespace-only sentence (the

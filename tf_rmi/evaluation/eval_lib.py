@@ -239,7 +239,8 @@ def evaluate(model, run_config: RunConfig, eval_config: EvalConfig,
         the model's cached one.
     Returns the results dict: `raw` (and `crf`, else None) metric summaries
     (`metrics.ScoreAccumulator.summary`: overall IoU, mean IoU,
-    precision@X, length groups), `length_group_bounds`, counts, throughput
+    precision@X, length groups), `length_group_bounds`, counts, `degenerate`
+    ({records, reasons}: degenerate records, scored like any other), throughput
     and what was evaluated (`run_config`, `checkpoint`, `split`, `date`).
     Raises FileNotFoundError for a split with no shards and ValueError for a
     split with no records.

@@ -4,6 +4,8 @@
     <run_dir>/vocab.txt                a copy of the vocabulary the run embeds
     <run_dir>/checkpoints/ckpt-<N>.*   tf.train.Checkpoint(model=, optimizer=, step=)
     <run_dir>/logs/                    TensorBoard event files
+    <run_dir>/best/ckpt-<step>.*       with train.eval_every: the best validation step's
+    <run_dir>/best.json, validation.jsonl   weights, and the scores (train_lib.Validator)
 
 Evaluation and export read the config back instead of re-taking architecture
 flags, and restore only the model (optimizer slots are left unread). The

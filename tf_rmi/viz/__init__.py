@@ -1,1 +1,2 @@
-"""Figures in the paper's style (`visualize`): Fig. 5-7 rows, learning curves."""
+"""Figures in the paper's style (`visualize`): Fig. 1/5, 6 and 7, and the mask
+overlay of `tf_rmi predict` (the demo's learning curves are `recipes.demo_lib`'s)."""
