@@ -55,7 +55,10 @@ def _first_record(paths: List[str]) -> bytes:
 def _check_records(paths: List[str], data_cfg, split: str, num_words: int,
                    input_size: Optional[int] = None) -> None:
     """Up-front checks with clear errors instead of failures deep in tf.data.
-    `input_size` given: training records (resized-and-padded, at that size)."""
+    `input_size` given: training records (resized-and-padded, at that size).
+    ValueError naming the fix when the records hold another T than `num_words`,
+    when training is given original-size (evaluation) records, or when the
+    manifest's image_size differs from `input_size`."""
     first = _first_record(paths)
     length = schema.words_length(first)
     if length != num_words:
