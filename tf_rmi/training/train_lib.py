@@ -594,6 +594,125 @@ class _RunningAverages:
         return {k: v / correction for k, v in self.values.items()}
 
 
+class TrainingLogger:
+    """TensorBoard and the progress bar of one `train` call.
+
+    Scalars (loss, cls_loss, reg_loss, learning_rate, accuracy/all|positive|
+    negative) are written as means over each `log_every` window and at the
+    last step; input / ground-truth / probability images every
+    `IMAGE_SUMMARY_EVERY_LOGS` windows and at the last step. Only the chief
+    writes `<run_dir>/logs`; other workers log to a no-op writer. The bar
+    counts this call's steps (its ETA stays right after a resume) and shows
+    the absolute step, the last losses and the release's smoothed ones.
+    """
+
+    BAR_METRICS = ("step", "loss", "cls_loss", "avg_cls_loss", "acc_pos", "acc_neg", "lr",
+                   "val_iou")
+
+    def __init__(self, run_dir: str, log_every: int, is_chief: bool, start_step: int,
+                 end_step: int, progress: bool = True):
+        self.log_every, self.is_chief = log_every, is_chief
+        self.start_step, self.end_step = start_step, end_step
+        if is_chief:
+            log_dir = os.path.join(run_dir, run_dir_lib.LOG_SUBDIR)
+            os.makedirs(log_dir, exist_ok=True)
+            self.writer = tf.summary.create_file_writer(log_dir)
+        else:
+            self.writer = tf.summary.create_noop_writer()
+        self.bar = (keras.utils.Progbar(end_step - start_step,
+                                        stateful_metrics=list(self.BAR_METRICS))
+                    if progress and end_step > start_step else None)
+        self._averages = _RunningAverages()
+        self._window: Dict[str, List[float]] = {}
+        self._smoothed: Dict[str, float] = {}
+        self._last: Dict[str, float] = {}
+
+    def log_step(self, step: int, values: Dict[str, float],
+                 write_images: Optional[Callable[[int], None]] = None) -> None:
+        """Records step `step`'s `values` (the scalars above); writes the
+        window's means when due, and calls `write_images(step)` (inside the
+        writer) when images are due."""
+        for k, v in values.items():
+            self._window.setdefault(k, []).append(v)
+        self._last = values
+        self._smoothed = self._averages.update({"cls_loss": values["cls_loss"],
+                                                "acc_pos": values["accuracy/positive"],
+                                                "acc_neg": values["accuracy/negative"]})
+        if step % self.log_every == 0 or step == self.end_step:
+            with self.writer.as_default():
+                for k, vs in self._window.items():
+                    finite = [v for v in vs if math.isfinite(v)]
+                    write_scalar(k, float(np.mean(finite)) if finite else float("nan"), step)
+                if write_images is not None and self.is_chief and (
+                        step % (self.log_every * IMAGE_SUMMARY_EVERY_LOGS) == 0
+                        or step == self.end_step):
+                    write_images(step)
+            self._window = {}
+
+    def show_progress(self, step: int, val_iou: Optional[float] = None) -> None:
+        """Moves the bar to `step` with the last logged step's values."""
+        if self.bar is None:
+            return
+        last, smoothed = self._last, self._smoothed
+        self.bar.update(step - self.start_step, values=[
+            ("step", step), ("loss", last["loss"]), ("cls_loss", last["cls_loss"]),
+            ("avg_cls_loss", smoothed.get("cls_loss", last["cls_loss"])),
+            ("acc_pos", smoothed.get("acc_pos", 0.0)), ("acc_neg", smoothed.get("acc_neg", 0.0)),
+            ("lr", last["learning_rate"])] + ([("val_iou", val_iou)] if val_iou is not None
+                                              else []))
+
+    def close(self) -> None:
+        self.writer.flush()
+        self.writer.close()
+
+
+class CheckpointWriter:
+    """Saves `checkpoint` as `<run_dir>/checkpoints/ckpt-<step>`, keeping the
+    last `keep`. Under 'multi_worker' every worker must save
+    (MultiWorkerMirroredStrategy's collective ops); a non-chief saves into a
+    temporary directory, deleted after each save and by `close`. An
+    unwritable or full location is an OSError naming it and the fix."""
+
+    def __init__(self, checkpoint: tf.train.Checkpoint, run_dir: str, keep: int,
+                 is_chief: bool = True, task_id: int = 0):
+        self.worker_tmp = None
+        if is_chief:
+            self.directory = run_dir_lib.checkpoint_dir(run_dir)
+        else:
+            self.worker_tmp = tempfile.mkdtemp(prefix=f"tf_rmi_worker{task_id}_")
+            self.directory = os.path.join(self.worker_tmp, run_dir_lib.CHECKPOINT_SUBDIR)
+        self.manager = tf.train.CheckpointManager(checkpoint, self.directory, max_to_keep=keep,
+                                                  checkpoint_name=run_dir_lib.CHECKPOINT_PREFIX)
+
+    def save(self, number: int) -> None:
+        try:
+            self.manager.save(checkpoint_number=number)
+        except (OSError, tf.errors.OpError) as err:
+            raise OSError(atomic_io.unwritable_message(self.directory, err)) from None
+        if self.worker_tmp is not None:
+            shutil.rmtree(self.worker_tmp, ignore_errors=True)
+
+    def close(self) -> None:
+        if self.worker_tmp is not None:
+            shutil.rmtree(self.worker_tmp, ignore_errors=True)
+
+
+def distributed_input(dataset: tf.data.Dataset, strategy, start_step: int,
+                      strategy_name: str):
+    """The training stream from step `start_step` on, distributed: step k
+    consumes element k of the seeded stream (see the module docstring), also
+    after a resume. Under 'multi_worker' every worker builds the same
+    global-batch stream and keeps its share of each batch, so the global batch
+    of step k is the same as on one device."""
+    dataset = dataset.skip(start_step)
+    if strategy_name == "multi_worker":
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = \
+            tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(options)
+    return strategy.experimental_distribute_dataset(dataset)
+
+
 # ----------------------------------------------------------------------- train
 
 
@@ -844,7 +963,7 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
 
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(tcfg.precision)
-    worker_tmp = None
+    saver = logger = None
     try:
         strategy = make_strategy(tcfg.strategy)
         num_replicas = strategy.num_replicas_in_sync
@@ -858,27 +977,10 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
                                           shuffle_buffer=tcfg.shuffle_buffer,
                                           input_size=run_config.model.input_size,
                                           num_words=run_config.model.num_words)
-
         with strategy.scope():
             model, optimizer, step_var, checkpoint = build_training_state(run_config)
         checkpoint_dir = run_dir_lib.checkpoint_dir(run_dir)
-        if is_chief:
-            write_dir = checkpoint_dir
-        else:
-            worker_tmp = tempfile.mkdtemp(prefix=f"tf_rmi_worker{task_id}_")
-            write_dir = os.path.join(worker_tmp, run_dir_lib.CHECKPOINT_SUBDIR)
-        manager = tf.train.CheckpointManager(
-            checkpoint, write_dir, max_to_keep=tcfg.keep_checkpoints,
-            checkpoint_name=run_dir_lib.CHECKPOINT_PREFIX)
-
-        def save(number: int) -> None:
-            try:
-                manager.save(checkpoint_number=number)
-            except (OSError, tf.errors.OpError) as err:
-                raise OSError(atomic_io.unwritable_message(write_dir, err)) from None
-            if worker_tmp is not None:
-                shutil.rmtree(worker_tmp, ignore_errors=True)
-
+        saver = CheckpointWriter(checkpoint, run_dir, tcfg.keep_checkpoints, is_chief, task_id)
         pretrained_summary = None
         if latest is not None:
             checkpoint.restore(latest).assert_existing_objects_matched()
@@ -886,105 +988,61 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
             pretrained_summary = _load_pretrained(model, run_config).summary()
         start_step = int(step_var.numpy())
         end_step = tcfg.iterations if max_steps is None else min(tcfg.iterations, max_steps)
-
-        # Step k consumes element k of the seeded stream (see the module docstring).
-        dataset = dataset.skip(start_step)
-        if tcfg.strategy == "multi_worker":
-            # Every worker builds the same global-batch stream and keeps its share of
-            # each batch, so the global batch of step k is the same as on one device.
-            options = tf.data.Options()
-            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-            dataset = dataset.with_options(options)
-        dist_dataset = strategy.experimental_distribute_dataset(dataset)
-
+        iterator = iter(distributed_input(dataset, strategy, start_step, tcfg.strategy))
         # The replica step: the loss, gradients and update of the release (make_train_step).
         distributed_step = make_train_step(model, optimizer, tcfg, strategy=strategy,
                                            global_batch_size=global_batch,
                                            step_var=step_var).step
-
         validator = Validator(model, run_config, run_dir, tf.train.Checkpoint(model=model))
         if not is_chief:
             validator.every = 0  # the chief validates; the others wait at the next step
+        logger = TrainingLogger(run_dir, tcfg.log_every, is_chief, start_step, end_step, progress)
+
         validations: List[dict] = []
-        if is_chief:
-            log_dir = os.path.join(run_dir, run_dir_lib.LOG_SUBDIR)
-            os.makedirs(log_dir, exist_ok=True)
-            writer = tf.summary.create_file_writer(log_dir)
-        else:
-            writer = tf.summary.create_noop_writer()
-        bar = None
-        if progress and end_step > start_step:
-            # Counts this session's steps (the ETA is then right after a resume);
-            # the absolute step is shown as a metric.
-            bar = keras.utils.Progbar(end_step - start_step, stateful_metrics=[
-                "step", "loss", "cls_loss", "avg_cls_loss", "acc_pos", "acc_neg", "lr", "val_iou"])
-        averages = _RunningAverages()
-        window: Dict[str, List[float]] = {}
         losses, cls_losses = [], []
         last = (float("nan"),) * 3
         step = start_step
         saved_step = start_step if latest is not None else None
         preempted = False
-        iterator = iter(dist_dataset)
-        try:
-            with _StopSignal(signals=(signal.SIGTERM,) if stop_on_sigterm else ()) as stop_signal:
-                while step < end_step:
-                    features, mask = next(iterator)
-                    lr = current_learning_rate(optimizer)
-                    stop_t = tf.constant(1 if stop_signal.received is not None else 0, tf.int32)
-                    cls_t, reg_t, counts_t, stop_any = distributed_step(features, mask, stop_t)
-                    cls_loss, reg_loss = float(cls_t.numpy()), float(reg_t.numpy())
-                    loss = cls_loss + reg_loss
-                    step += 1
-                    # Check before any snapshot logic: a bad step is never saved.
-                    if not math.isfinite(loss):
-                        raise NonFiniteLossError(step, loss, cls_loss, reg_loss,
-                                                 tf.train.latest_checkpoint(checkpoint_dir))
-                    acc_all, acc_pos, acc_neg = pixel_accuracy(counts_t.numpy())
-                    losses.append(loss)
-                    cls_losses.append(cls_loss)
-                    last = (loss, cls_loss, reg_loss)
-                    values = {"loss": loss, "cls_loss": cls_loss, "reg_loss": reg_loss,
-                              "learning_rate": lr, "accuracy/all": acc_all,
-                              "accuracy/positive": acc_pos, "accuracy/negative": acc_neg}
-                    for k, v in values.items():
-                        window.setdefault(k, []).append(v)
-                    smoothed = averages.update({"cls_loss": cls_loss, "acc_pos": acc_pos,
-                                                "acc_neg": acc_neg})
-                    if step % tcfg.log_every == 0 or step == end_step:
-                        with writer.as_default():
-                            for k, vs in window.items():
-                                finite = [v for v in vs if math.isfinite(v)]
-                                write_scalar(k, float(np.mean(finite)) if finite else float("nan"), step)
-                            if is_chief and (step % (tcfg.log_every * IMAGE_SUMMARY_EVERY_LOGS) == 0
-                                             or step == end_step):
-                                _write_image_summaries(model, strategy, features, mask, step)
-                        window = {}
-                    # Single-process strategies stop on their own signal; workers on the
-                    # all-reduced one (all of them then stop after this same step).
-                    preempted = bool(stop_any.numpy()) if tcfg.strategy == "multi_worker" \
-                        else stop_signal.received is not None
-                    if step % tcfg.snapshot_every == 0 or step == end_step or preempted:
-                        save(step)
-                        saved_step = step
-                    if validator.due(step, end_step):
-                        with writer.as_default():
-                            validated = validator.score(step)
-                        validations.append(validated)
-                    if bar is not None:
-                        bar.update(step - start_step, values=[
-                            ("step", step), ("loss", loss), ("cls_loss", cls_loss),
-                            ("avg_cls_loss", smoothed.get("cls_loss", cls_loss)),
-                            ("acc_pos", smoothed.get("acc_pos", 0.0)),
-                            ("acc_neg", smoothed.get("acc_neg", 0.0)), ("lr", lr)]
-                            + ([("val_iou", validations[-1]["overall_iou"])] if validations else []))
-                    if preempted:
-                        break
-        finally:
-            writer.flush()
-            writer.close()
+        with _StopSignal(signals=(signal.SIGTERM,) if stop_on_sigterm else ()) as stop_signal:
+            while step < end_step:
+                features, mask = next(iterator)
+                lr = current_learning_rate(optimizer)
+                stop_t = tf.constant(1 if stop_signal.received is not None else 0, tf.int32)
+                cls_t, reg_t, counts_t, stop_any = distributed_step(features, mask, stop_t)
+                cls_loss, reg_loss = float(cls_t.numpy()), float(reg_t.numpy())
+                loss = cls_loss + reg_loss
+                step += 1
+                # Check before any snapshot logic: a bad step is never saved.
+                if not math.isfinite(loss):
+                    raise NonFiniteLossError(step, loss, cls_loss, reg_loss,
+                                             tf.train.latest_checkpoint(checkpoint_dir))
+                acc_all, acc_pos, acc_neg = pixel_accuracy(counts_t.numpy())
+                losses.append(loss)
+                cls_losses.append(cls_loss)
+                last = (loss, cls_loss, reg_loss)
+                logger.log_step(step, {"loss": loss, "cls_loss": cls_loss, "reg_loss": reg_loss,
+                                       "learning_rate": lr, "accuracy/all": acc_all,
+                                       "accuracy/positive": acc_pos,
+                                       "accuracy/negative": acc_neg},
+                                lambda at: _write_image_summaries(model, strategy, features,
+                                                                  mask, at))
+                # Single-process strategies stop on their own signal; workers on the
+                # all-reduced one (all of them then stop after this same step).
+                preempted = bool(stop_any.numpy()) if tcfg.strategy == "multi_worker" \
+                    else stop_signal.received is not None
+                if step % tcfg.snapshot_every == 0 or step == end_step or preempted:
+                    saver.save(step)
+                    saved_step = step
+                if validator.due(step, end_step):
+                    with logger.writer.as_default():
+                        validations.append(validator.score(step))
+                logger.show_progress(step, validations[-1]["overall_iou"] if validations
+                                     else None)
+                if preempted:
+                    break
         if saved_step is None:  # max_steps=0 on a new run: still leave a snapshot
-            save(step)
+            saver.save(step)
         return {
             "run_dir": run_dir, "start_step": start_step, "step": step,
             "resumed": latest is not None, "preempted": preempted,
@@ -997,10 +1055,11 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
             "validations": validations, "best": validator.best,
         }
     finally:
+        if logger is not None:
+            logger.close()
         keras.mixed_precision.set_global_policy(previous_policy)
-        if worker_tmp is not None:
-            shutil.rmtree(worker_tmp, ignore_errors=True)
-
+        if saver is not None:
+            saver.close()
 
 def _write_image_summaries(model, strategy, features, mask, step: int) -> None:
     """Input image (de-preprocessed), ground-truth mask and probability map of a few samples."""
