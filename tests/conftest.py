@@ -1,4 +1,6 @@
-"""Shared test harness: paths to ../shared and tiny configurations."""
+"""Shared test harness: paths to ../shared, tiny configurations and models, the
+shared fixtures, and the entry-point worker. Records and run directories on
+disk: tests/records.py."""
 import os
 import subprocess
 
@@ -60,18 +62,10 @@ def decisive_tiny_model(cfg: ModelConfig, seed: int = 0):
 def write_tiny_run(run_dir: str, words, vocab_path: str, seed: int = 1):
     """A run directory of a decisive tiny RMI model: config.json naming the
     vocabulary `words` (written to `vocab_path`) and one checkpoint. Returns `run_dir`."""
-    import tensorflow as tf
+    from tests.records import write_run
 
-    from tf_rmi.config import DataConfig, RunConfig
-    from tf_rmi.data.text import write_vocabulary
-    from tf_rmi.training.run_dir import CHECKPOINT_PREFIX, checkpoint_dir
-
-    write_vocabulary(words, vocab_path)
     model = decisive_tiny_model(tiny_model_config(vocab_size=len(words)), seed=seed)
-    RunConfig(data=DataConfig(dataset="tiny", vocab_file=vocab_path),
-              model=model.config).save(run_dir)
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), checkpoint_dir(run_dir), 1,
-                               checkpoint_name=CHECKPOINT_PREFIX).save()
+    write_run(run_dir, model, words=words, vocab_path=vocab_path)
     return run_dir
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 from scipy import ndimage
 
 from tests.conftest import REPO_ROOT, TINY_WORDS, EntryPointWorker
-from tests.training.test_train_lib import T
+from tests.records import T, write_quadrant_records
 
 WORDS = TINY_WORDS
 TINY_TRAIN_FLAGS = ["--trunk=small", "--small_trunk_width=8", "--input_size=64", f"--num_words={T}",
@@ -97,8 +97,6 @@ def trained_elsewhere(tmp_path_factory):
     """A run trained by `tf_rmi.train` with a relative --tfrecord_dir (as `make
     train` does), then copied to another place; the training directory keeps
     the records."""
-    from tests.training.test_train_lib import write_quadrant_records
-
     work = tmp_path_factory.mktemp("train_cwd")
     write_quadrant_records(str(work / "records"))
     _ok(_run("tf_rmi.train", "--dataset=shapes", "--tfrecord_dir=records", "--run_dir=runs/tiny",

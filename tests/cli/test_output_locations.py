@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import write_tiny_run
-from tests.training.test_train_lib import tiny_run_config, write_quadrant_records
+from tests.records import tiny_run_config, write_quadrant_records
 from tf_rmi.serving import export_lib
 from tf_rmi.training import train_lib
 from tf_rmi.data import preprocess_lib

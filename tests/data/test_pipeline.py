@@ -1,13 +1,13 @@
-"""tf.data readers over tiny shards written with schema.make_example."""
-import json
+"""tf.data readers over tiny shards (tests/records.py make_record, write_shards)."""
 import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.records import make_record, write_manifest, write_shards
 from tf_rmi.config import DataConfig
-from tf_rmi.data import image_ops, pipeline, schema
+from tf_rmi.data import image_ops, pipeline
 
 SIZE = 8
 T = 5
@@ -15,17 +15,9 @@ T = 5
 
 def _write_split(directory, split, records, num_shards):
     """Writes `records` (list of (image, mask, words, padded)) round-robin into shards."""
-    os.makedirs(directory, exist_ok=True)
-    writers = [tf.io.TFRecordWriter(os.path.join(directory, pipeline.shard_name(split, i, num_shards)))
-               for i in range(num_shards)]
-    for n, (image, mask, words, padded) in enumerate(records):
-        example = schema.make_example(
-            schema.encode_png(image), schema.encode_mask_png(mask), words, f"sentence {n}",
-            image_id=str(n), ref_id=str(n), ann_id=str(n), sent_id=str(n),
-            orig_height=image.shape[0], orig_width=image.shape[1], padded=padded)
-        writers[n % num_shards].write(example.SerializeToString())
-    for writer in writers:
-        writer.close()
+    write_shards(directory, split, [
+        make_record(image, mask, words, f"sentence {n}", image_id=n, ref_id=n, padded=padded)
+        for n, (image, mask, words, padded) in enumerate(records)], num_shards)
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +37,8 @@ def tfrecord_dir(tmp_path_factory):
     val = [(rng.integers(0, 256, (5, 7, 3), dtype=np.uint8), rng.uniform(size=(5, 7)) > 0.5,
             np.arange(T, dtype=np.int32) + n, False) for n in range(3)]
     _write_split(directory, "val", val, num_shards=1)
-    with open(os.path.join(directory, "manifest.json"), "w") as f:
-        json.dump({"dataset": "shapes", "vocab_file": "vocab.txt",
-                   "splits": {"train": {"count": 12, "shards": []}, "val": {"count": 3}},
-                   "settings": {"image_size": SIZE}}, f)
+    write_manifest(directory, SIZE, dataset="shapes", vocab_file="vocab.txt",
+                   splits={"train": {"count": 12, "shards": []}, "val": {"count": 3}})
     return root
 
 

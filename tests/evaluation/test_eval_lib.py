@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO_ROOT, decisive_tiny_model, tiny_model_config
+from tests.records import make_record, write_run, write_shards
 from tf_rmi.evaluation import eval_lib
 from tf_rmi.config import DataConfig, EvalConfig, RunConfig
 from tf_rmi.data import pipeline, schema
@@ -33,9 +34,8 @@ def _write_eval_split(root, dataset="tiny", split="val", empty_mask_copy=False):
             words = np.zeros(NUM_WORDS, np.int64)
             words[-(j + 2):] = rng.randint(1, 40, j + 2)
             sentence = " ".join(["word"] * (j + 2 + 3 * k))
-            examples.append(schema.make_example(
-                schema.encode_png(image), schema.encode_mask_png(mask), words, sentence,
-                f"img{k}", f"ref{k}-{j}", f"ann{k}-{j}", f"s{k}-{j}", h, w, padded=False))
+            examples.append(make_record(image, mask, words, sentence, f"img{k}", f"ref{k}-{j}",
+                                        f"ann{k}-{j}", f"s{k}-{j}", padded=False))
     if empty_mask_copy:
         first = tf.train.Example.FromString(examples[0].SerializeToString())
         feature = first.features.feature
@@ -45,12 +45,7 @@ def _write_eval_split(root, dataset="tiny", split="val", empty_mask_copy=False):
         feature[schema.IMAGE_ID_KEY].bytes_list.value[0] = b"img-copy"
         feature[schema.DEGENERATE_KEY].bytes_list.value.append(b"empty_mask")
         examples.append(first)
-    out = os.path.join(root, dataset)
-    os.makedirs(out, exist_ok=True)
-    with tf.io.TFRecordWriter(os.path.join(out, pipeline.shard_name(split, 0, 1))) as writer:
-        for ex in examples:
-            writer.write(ex.SerializeToString())
-    return len(examples)
+    return write_shards(os.path.join(root, dataset), split, examples)
 
 
 @pytest.fixture(scope="module")
@@ -164,9 +159,7 @@ def test_iou_thresholds_and_length_groups_are_the_eval_configs(setup):
 def test_empty_record_set_is_a_clear_error(setup, tmp_path):
     _, _, model, run_config = setup
     root = str(tmp_path)
-    os.makedirs(os.path.join(root, "tiny"))
-    with tf.io.TFRecordWriter(os.path.join(root, "tiny", pipeline.shard_name("val", 0, 1))):
-        pass
+    write_shards(os.path.join(root, "tiny"), "val", [])
     with pytest.raises(ValueError, match="holds no records"):
         eval_lib.evaluate(model, run_config, EvalConfig(split="val"), tfrecord_dir=root,
                           progress=False)
@@ -196,10 +189,7 @@ def test_default_output_dir_is_named_after_the_run():
 def test_entry_point_evaluates_a_run_directory(setup, tmp_path):
     root, count, model, run_config = setup
     run_dir = str(tmp_path / "tiny_run")
-    run_config.save(run_dir)
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
-                               os.path.join(run_dir, "checkpoints"), 1,
-                               checkpoint_name="ckpt").save(checkpoint_number=3)
+    write_run(run_dir, model, run_config.data, checkpoint_number=3)
     out_dir = str(tmp_path / "out")
     result = subprocess.run(
         [sys.executable, "-m", "tf_rmi.evaluate", f"--checkpoint={run_dir}", "--split=val",

@@ -13,11 +13,10 @@ from PIL import Image
 
 from tests.conftest import (REPO_ROOT, copy_run_with_a_missing_config_vocabulary, decisive_tiny_model,
                             tiny_model_config)
+from tests.records import write_run
 from tf_rmi.serving import export_lib
-from tf_rmi.config import DataConfig, RunConfig
 from tf_rmi.data.text import write_vocabulary
 from tf_rmi.serving.predict import RunPredictor, load_image
-from tf_rmi.training.run_dir import CHECKPOINT_PREFIX, checkpoint_dir
 
 WORDS = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left", "of", "big"]
 SENTENCES = ["the red circle", "Big circle, left of the red.", "zzz qqq"]
@@ -77,13 +76,8 @@ print(json.dumps(out))
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
-    vocab_path = str(root / "vocab.txt")
-    write_vocabulary(WORDS, vocab_path)
-    cfg = tiny_model_config(vocab_size=len(WORDS))
-    model = decisive_tiny_model(cfg)
-    RunConfig(data=DataConfig(dataset="tiny", vocab_file=vocab_path), model=cfg).save(str(root))
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), checkpoint_dir(str(root)), 1,
-                               checkpoint_name=CHECKPOINT_PREFIX).save()
+    model = decisive_tiny_model(tiny_model_config(vocab_size=len(WORDS)))
+    write_run(root, model, words=WORDS, vocab_path=str(root / "vocab.txt"))
     return str(root)
 
 

@@ -14,16 +14,11 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO_ROOT
-from tests.training.test_train_lib import SIZE, T, checkpoint_tensors, write_quadrant_records
+from tests.records import SIZE, T, checkpoint_tensors
 from tf_rmi.training import train_lib
 from tf_rmi.config import RunConfig
 
 pytest.importorskip("tf_rmi.models.segmenter", reason="tf_rmi.models.segmenter not present yet")
-
-
-@pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    return write_quadrant_records(str(tmp_path_factory.mktemp("dist_records")))
 
 
 def _free_ports(n):
@@ -78,13 +73,13 @@ def _run_workers(records, run_dir, tmpdir, *extra):
 
 
 @pytest.mark.scale_out
-def test_two_workers_train_resume_and_match_one_process(records, tmp_path):
+def test_two_workers_train_resume_and_match_one_process(tfrecord_dir, tmp_path):
     run_dir, tmpdir = str(tmp_path / "mw"), tmp_path / "worker_tmp"
     tmpdir.mkdir()
     # Two workers, batch 1 each, stopped at step 2 (a checkpoint), then both restarted.
-    first = _run_workers(records, run_dir, str(tmpdir), "--max_steps=2")
+    first = _run_workers(tfrecord_dir, run_dir, str(tmpdir), "--max_steps=2")
     assert "to step 2 (from 0)" in first[0][1]
-    second = _run_workers(records, run_dir, str(tmpdir))
+    second = _run_workers(tfrecord_dir, run_dir, str(tmpdir))
     assert all("to step 4 (from 2)" in out for _, out, _ in second)
     # The chief's directory is the run's; the other worker's temporary saves are gone.
     assert sorted(os.listdir(run_dir)) == ["checkpoints", "config.json", "logs", "vocab.txt"]

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO_ROOT
-from tests.training.test_train_lib import SIZE, T, write_quadrant_records
+from tests.records import SIZE, T
 from tf_rmi.training import train_lib
 
 pytest.importorskip("tf_rmi.models.segmenter", reason="tf_rmi.models.segmenter not present yet")
@@ -41,7 +41,7 @@ train.run()
 _RESUME_AND_COMPARE = r"""
 import json, sys
 import numpy as np
-from tests.training.test_train_lib import checkpoint_tensors
+from tests.records import checkpoint_tensors
 from tf_rmi.training import train_lib
 from tf_rmi.config import RunConfig
 term, kill, fresh = sys.argv[1:4]
@@ -60,11 +60,6 @@ for name, prefix in finals.items():
                                      for k in ref if k in got)
 print(json.dumps(report))
 """
-
-
-@pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    return write_quadrant_records(str(tmp_path_factory.mktemp("preempt_records")))
 
 
 def _args(records, run_dir):
@@ -95,12 +90,12 @@ def _wait_for_checkpoint(proc, run_dir, deadline_s=300):
 
 
 @pytest.mark.scale_out
-def test_sigterm_and_sigkill_resume_bit_identical_to_an_uninterrupted_run(records, tmp_path):
+def test_sigterm_and_sigkill_resume_bit_identical_to_an_uninterrupted_run(tfrecord_dir, tmp_path):
     term_dir, kill_dir = str(tmp_path / "term"), str(tmp_path / "kill")
     procs = {}
     for name, run_dir in (("term", term_dir), ("kill", kill_dir)):
         procs[name] = subprocess.Popen(
-            [sys.executable, "-c", _SLOW_TRAIN, *_args(records, run_dir)], cwd=REPO_ROOT,
+            [sys.executable, "-c", _SLOW_TRAIN, *_args(tfrecord_dir, run_dir)], cwd=REPO_ROOT,
             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_checkpoint(procs["term"], term_dir)

@@ -1,22 +1,18 @@
 """Run directories: restore by directory or prefix; a mismatched checkpoint is named."""
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tests.conftest import tiny_model_config
+from tests.records import write_run
 from tf_rmi.config import RunConfig
 from tf_rmi.models.segmenter import build_model
-from tf_rmi.training.run_dir import CHECKPOINT_PREFIX, checkpoint_dir, resolve_checkpoint, restore_model
+from tf_rmi.training.run_dir import resolve_checkpoint, restore_model
 
 
 def _save_run(root, **overrides):
     cfg = tiny_model_config(**overrides)
     model = build_model(cfg)
-    RunConfig(model=cfg).save(str(root))
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
-                                         checkpoint_dir(str(root)), 1,
-                                         checkpoint_name=CHECKPOINT_PREFIX)
-    return model, manager.save()
+    return model, write_run(root, model)
 
 
 def test_restore_by_directory_and_by_prefix_give_the_same_model(tmp_path):

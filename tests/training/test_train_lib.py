@@ -10,84 +10,17 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO_ROOT, EntryPointWorker, tiny_model_config
+from tests.records import (SIZE, T, VOCAB_SIZE, checkpoint_tensors, make_record, quadrant_mask,
+                           tiny_run_config, write_manifest, write_shards)
 from tf_rmi.training import train_lib
 from tf_rmi.config import DataConfig, RunConfig, TrainConfig
-from tf_rmi.data import pipeline, schema
+from tf_rmi.data import pipeline
 
 # Training needs the model (tf_rmi/models/segmenter.py); until it exists every
 # test here is skipped with this reason rather than failing on the import.
 pytest.importorskip("tf_rmi.models.segmenter", reason="tf_rmi.models.segmenter not present yet")
 
-SIZE = 64  # tiny_model_config's input_size: 8x8 logits
-# Words per expression: two words and a pad step before them. The head is
-# unrolled over T steps, so every training run here traces in about half the
-# time it takes at T=6.
-T = 3
-VOCAB_SIZE = 50
-# Word ids 4..7 name a quadrant (the mask), which is also the bright quadrant of the image.
-QUADRANT_WORDS = (4, 5, 6, 7)
-
-
-def _quadrant_mask(quadrant):
-    mask = np.zeros((SIZE, SIZE), bool)
-    half = SIZE // 2
-    row, col = divmod(quadrant, 2)
-    mask[row * half:(row + 1) * half, col * half:(col + 1) * half] = True
-    return mask
-
-
-def write_quadrant_records(root, num_images=4):
-    """Writes <root>/shapes/train-00000-of-00002 ... with a manifest and a 50-word vocabulary."""
-    directory = os.path.join(root, "shapes")
-    os.makedirs(directory, exist_ok=True)
-    rng = np.random.default_rng(0)
-    writers = [tf.io.TFRecordWriter(os.path.join(directory, pipeline.shard_name("train", i, 2)))
-               for i in range(2)]
-    n = 0
-    for image_index in range(num_images):
-        noise = rng.integers(0, 96, (SIZE, SIZE, 3), dtype=np.uint8)
-        for quadrant, word in enumerate(QUADRANT_WORDS):
-            # The referred quadrant is also the bright one: visible and named.
-            image = np.where(_quadrant_mask(quadrant)[..., None], noise + 160, noise).astype(np.uint8)
-            words = [0] * (T - 2) + [8 + image_index % 3, word]
-            example = schema.make_example(
-                schema.encode_png(image), schema.encode_mask_png(_quadrant_mask(quadrant)), words,
-                f"sentence {n}", image_id=image_index, ref_id=n, ann_id=n, sent_id=n,
-                orig_height=SIZE, orig_width=SIZE, padded=True)
-            writers[n % 2].write(example.SerializeToString())
-            n += 1
-    for writer in writers:
-        writer.close()
-    with open(os.path.join(directory, "vocab.txt"), "w") as f:
-        f.write("\n".join(["<pad>", "<go>", "<eos>", "<unk>"] +
-                          [f"w{i}" for i in range(VOCAB_SIZE - 4)]) + "\n")
-    with open(os.path.join(directory, "manifest.json"), "w") as f:
-        json.dump({"dataset": "shapes", "vocab_file": "vocab.txt",
-                   "settings": {"image_size": SIZE}, "splits": {"train": {"count": n}}}, f)
-    return root
-
-
-@pytest.fixture(scope="module")
-def tfrecord_dir(tmp_path_factory):
-    return write_quadrant_records(str(tmp_path_factory.mktemp("train_records")))
-
-
-def tiny_run_config(tfrecord_dir, model="RMI", **train_overrides):
-    train = dict(iterations=12, snapshot_every=4, batch_size=2, learning_rate=1e-3,
-                 end_learning_rate=1e-4, shuffle_buffer=16, log_every=2, seed=3)
-    train.update(train_overrides)
-    return RunConfig(
-        data=DataConfig(dataset="shapes", tfrecord_dir=tfrecord_dir),
-        model=tiny_model_config(model=model, vocab_size=0, input_size=SIZE, num_words=T),
-        train=TrainConfig(**train))
-
-
-def checkpoint_tensors(prefix):
-    """Every saved tensor of a checkpoint (model, optimizer slots, step) by key,
-    less the Checkpoint's own save counter (bookkeeping, not training state)."""
-    reader = tf.train.load_checkpoint(prefix)
-    return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
-            if not key.startswith(("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter"))}
+# tfrecord_dir: the quadrant set (tests/training/conftest.py, tests/records.py).
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +153,7 @@ def test_public_train_step_makes_the_update_of_a_manual_tape_step():
     rng = np.random.RandomState(0)
     images = tf.constant(rng.randn(2, SIZE, SIZE, 3).astype(np.float32) * 50)
     words = tf.constant([[0, 8, 4], [0, 9, 6]], tf.int32)
-    mask = tf.constant(np.stack([_quadrant_mask(0), _quadrant_mask(2)])[..., None], tf.float32)
+    mask = tf.constant(np.stack([quadrant_mask(0), quadrant_mask(2)])[..., None], tf.float32)
 
     def fresh():
         tf.keras.utils.set_random_seed(0)
@@ -469,7 +402,7 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from tests.training.test_train_lib import tiny_run_config, checkpoint_tensors
+from tests.records import tiny_run_config, checkpoint_tensors
 from tf_rmi.training import train_lib
 import dataclasses, numpy as np
 records, out = sys.argv[1], sys.argv[2]
@@ -614,19 +547,13 @@ def test_paper_size_deeplab_rmi_trains_two_steps(tmp_path):
     size, num_words = 320, 20
     root = str(tmp_path / "records")
     directory = os.path.join(root, "unc")
-    os.makedirs(directory)
     rng = np.random.default_rng(0)
-    with tf.io.TFRecordWriter(os.path.join(directory, pipeline.shard_name("train", 0, 1))) as writer:
-        for n in range(2):
-            mask = np.zeros((size, size), bool)
-            mask[60:200, 80:250] = True
-            example = schema.make_example(
-                schema.encode_png(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)),
-                schema.encode_mask_png(mask), [0] * 16 + [5, 6, 7, 8], "s", n, n, n, n, size,
-                size, padded=True)
-            writer.write(example.SerializeToString())
-    with open(os.path.join(directory, "manifest.json"), "w") as f:
-        json.dump({"settings": {"image_size": size}}, f)
+    mask = np.zeros((size, size), bool)
+    mask[60:200, 80:250] = True
+    write_shards(directory, "train", [
+        make_record(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), mask,
+                    [0] * 16 + [5, 6, 7, 8], "s", n, n) for n in range(2)])
+    write_manifest(directory, size)
     config = RunConfig(data=DataConfig(dataset="unc", tfrecord_dir=root),
                        model=dataclasses.replace(RunConfig().model, vocab_size=12112),
                        train=TrainConfig(iterations=2, snapshot_every=2))

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import tiny_model_config
-from tests.training.test_train_lib import checkpoint_tensors, tfrecord_dir, tiny_run_config  # noqa: F401
+from tests.records import checkpoint_tensors, tiny_run_config
 from tf_rmi.training import train_lib, trunk_pretraining
 from tf_rmi.data import shapes
 from tf_rmi.data.image_ops import resize_and_pad_mask

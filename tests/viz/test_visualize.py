@@ -3,16 +3,14 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
 from tests.conftest import decisive_tiny_model, tiny_model_config
+from tests.records import write_run
 from tf_rmi.serving import inference, predict
 from tf_rmi.viz import visualize
-from tf_rmi.config import DataConfig, RunConfig
 from tf_rmi.data import image_ops
 from tf_rmi.data.text import Vocabulary, write_vocabulary
-from tf_rmi.training.run_dir import CHECKPOINT_PREFIX, checkpoint_dir
 
 WORDS = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "circle", "left"]
 VOCAB = Vocabulary(WORDS)
@@ -105,12 +103,7 @@ def test_prefix_titles_join_words_and_keep_separators():
 
 def test_figures_to_files_with_ground_truth_writes_three_kinds(tmp_path, rmi_model):
     run_dir = tmp_path / "run"
-    vocab_path = str(tmp_path / "vocab.txt")
-    write_vocabulary(WORDS, vocab_path)
-    RunConfig(data=DataConfig(dataset="tiny", vocab_file=vocab_path),
-              model=rmi_model.config).save(str(run_dir))
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=rmi_model), checkpoint_dir(str(run_dir)),
-                               1, checkpoint_name=CHECKPOINT_PREFIX).save()
+    write_run(run_dir, rmi_model, words=WORDS, vocab_path=str(tmp_path / "vocab.txt"))
     Image.fromarray(_image()).save(tmp_path / "pic.png")
     gt = np.zeros((40, 56), np.uint8)
     gt[10:30, 10:40] = 255
