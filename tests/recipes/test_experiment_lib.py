@@ -102,7 +102,7 @@ def test_committed_table1_md_is_what_the_code_writes(tmp_path):
     results_dir = os.path.join(os.path.dirname(CONFIGS_DIR), "results")
     text = experiment_lib.write_table1(results_dir, CONFIGS_DIR, str(tmp_path / "table1.md"))
     with open(os.path.join(results_dir, "table1.md"), encoding="utf-8") as f:
-        assert f.read() == text, "regenerate: python -m experiments.run_experiment --table_only"
+        assert f.read() == text, "regenerate: tf_rmi experiment --table_only"
 
 
 def test_paper_configs_keep_every_snapshot(tmp_path):
