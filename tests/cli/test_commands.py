@@ -90,7 +90,7 @@ def test_a_library_error_ends_with_one_line_naming_the_command(tmp_path, capsys)
 def test_flags_of_one_run_do_not_leak_into_the_next(tmp_path, capsys):
     # Same process, two runs: the second must not see the first's --split.
     _exit(capsys, cli.run, ["tf_rmi", "evaluate", f"--checkpoint={tmp_path}/a", "--split=testA"])
-    fv, rest = cli.parse_flags("evaluate", ["tf_rmi evaluate", "--checkpoint=b"], "tf_rmi")
+    fv, rest = cli.parse_flags("evaluate", ["tf_rmi evaluate", "--checkpoint=b"])
     assert fv.split == "val" and rest == []
 
 

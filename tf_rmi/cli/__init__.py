@@ -71,7 +71,7 @@ def top_help() -> str:
     return "\n".join(lines)
 
 
-def parse_flags(name: str, argv: Sequence[str], prog: str):
+def parse_flags(name: str, argv: Sequence[str]):
     """A fresh FlagValues holding command `name`'s flags parsed from `argv`
     (program name first). Returns (flag_values, the remaining arguments).
     A bad flag is a UsageError naming it."""
@@ -81,7 +81,7 @@ def parse_flags(name: str, argv: Sequence[str], prog: str):
         rest = flag_values(list(argv))
     except flags.Error as err:
         missing = re.findall(r"Flag --(\w+) must have a value other than None", str(err))
-        raise app.UsageError(" and ".join(f"--{name}" for name in missing)
+        raise app.UsageError(" and ".join(f"--{flag}" for flag in missing)
                              + (" are required" if len(missing) > 1 else " is required")
                              if missing else str(err)) from None
     return flag_values, rest[1:]
@@ -103,7 +103,7 @@ def run_command(name: str, args: Sequence[str], prog: Optional[str] = None) -> N
         flags.FLAGS.mark_as_parsed()
     try:
         with clean_exit(prog):
-            flag_values, rest = parse_flags(name, [prog] + list(args), prog)
+            flag_values, rest = parse_flags(name, [prog] + list(args))
             command_module(name).main(flag_values, rest)
     except app.UsageError as err:
         print(f"{prog}: {err}\n(`{prog} --help` lists the flags)", file=sys.stderr)
@@ -116,8 +116,7 @@ def command_help(name: str, prog: Optional[str] = None) -> str:
     flag_values = flags.FlagValues()
     module = command_module(name)
     module.define_flags(flag_values)
-    doc = getattr(module, "HELP", {}).get(name) or module.__doc__ or ""
-    return "\n".join([doc.strip(), "", f"usage: {prog} [flags]", "", "flags:"]
+    return "\n".join([(module.__doc__ or "").strip(), "", f"usage: {prog} [flags]", "", "flags:"]
                      + help_lib.flag_lines(flag_values, sorted(flag_values)))
 
 

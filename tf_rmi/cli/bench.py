@@ -11,6 +11,8 @@ Writes benchmarks/results/<date>-<host kind>.json and benchmarks/results/latest.
 """
 from absl import flags
 
+from tf_rmi.cli import common
+
 
 def _suite():
     try:
@@ -42,8 +44,6 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def main(fv: flags.FlagValues, args) -> None:
-    from tf_rmi.cli import common
-
     common.no_arguments(args)
     suite = _suite()
     settings = suite.Settings(repeats=fv.repeats, slow_repeats=fv.slow_repeats, quick=fv.quick,

@@ -77,35 +77,28 @@ def image_and_expression(fv: flags.FlagValues) -> None:
     flags.mark_flags_as_required(["image", "expression"], flag_values=fv)
 
 
-# The small trunk's architecture flags (train and pretrain-trunk must agree).
-SMALL_TRUNK_FLAGS = config.SMALL_TRUNK_FIELDS
-
-
 def small_trunk(fv: flags.FlagValues, defaults: config.ModelConfig, exclude=()) -> None:
-    """The `SMALL_TRUNK_FLAGS` (but `exclude`) with `defaults`' values as their defaults."""
-    d, keep = defaults, fv
-    fv = flags.FlagValues()  # defined here, then the kept ones moved to `keep`
-    flags.DEFINE_integer("small_trunk_width", d.small_trunk_width,
-                         "Small trunk only: base width.", flag_values=fv)
-    flags.DEFINE_float("small_trunk_input_scale", d.small_trunk_input_scale,
-                       "Small trunk only: input multiplier.", flag_values=fv)
-    flags.DEFINE_enum("small_trunk_norm", d.small_trunk_norm, list(config.SMALL_TRUNK_NORMS),
-                      "Small trunk only: normalisation.", flag_values=fv)
-    flags.DEFINE_integer("small_trunk_norm_groups", d.small_trunk_norm_groups,
-                         "Small trunk only: group-norm groups.", flag_values=fv)
-    flags.DEFINE_bool("small_trunk_residual", d.small_trunk_residual,
-                      "Small trunk only: identity shortcuts.", flag_values=fv)
-    flags.DEFINE_bool("small_trunk_aligned", d.small_trunk_aligned,
-                      "Small trunk only: cell k centred on pixel 8k.", flag_values=fv)
-    flags.DEFINE_bool("small_trunk_standardize", d.small_trunk_standardize,
-                      "Small trunk only: linear last conv, output standardised per image and "
-                      "channel over the cells.", flag_values=fv)
-    flags.DEFINE_bool("small_trunk_context", d.small_trunk_context,
-                      "Small trunk only: append the maxima over the cells left of, right of, "
-                      "above and below each cell.", flag_values=fv)
-    for name in SMALL_TRUNK_FLAGS:
+    """The small trunk's architecture flags (`config.SMALL_TRUNK_FIELDS`, which
+    train and pretrain-trunk must agree on), but `exclude`, with `defaults`'
+    values as their defaults."""
+    definitions = {
+        "small_trunk_width": (flags.DEFINE_integer, {}, "base width."),
+        "small_trunk_input_scale": (flags.DEFINE_float, {}, "input multiplier."),
+        "small_trunk_norm": (flags.DEFINE_enum, {"enum_values": list(config.SMALL_TRUNK_NORMS)},
+                             "normalisation."),
+        "small_trunk_norm_groups": (flags.DEFINE_integer, {}, "group-norm groups."),
+        "small_trunk_residual": (flags.DEFINE_bool, {}, "identity shortcuts."),
+        "small_trunk_aligned": (flags.DEFINE_bool, {}, "cell k centred on pixel 8k."),
+        "small_trunk_standardize": (flags.DEFINE_bool, {}, "linear last conv, output "
+                                    "standardised per image and channel over the cells."),
+        "small_trunk_context": (flags.DEFINE_bool, {}, "append the maxima over the cells left "
+                                "of, right of, above and below each cell."),
+    }
+    for name in config.SMALL_TRUNK_FIELDS:
         if name not in exclude:
-            keep[name] = fv[name]
+            define, extra, help = definitions[name]
+            define(name=name, default=getattr(defaults, name), help="Small trunk only: " + help,
+                   flag_values=fv, **extra)
 
 
 def values(fv: flags.FlagValues, names) -> dict:

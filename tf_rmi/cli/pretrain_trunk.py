@@ -13,7 +13,7 @@ frozen. See tf_rmi/training/trunk_pretraining.py.
 from absl import flags
 
 from tf_rmi.cli import common
-from tf_rmi.config import ModelConfig
+from tf_rmi.config import SMALL_TRUNK_FIELDS, ModelConfig
 
 
 def define_flags(fv: flags.FlagValues) -> None:
@@ -27,7 +27,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer("input_size", demo.input_size, "Image side, as the records'.",
                          flag_values=fv)
     common.small_trunk(fv, ModelConfig(**{name: getattr(demo, name, getattr(ModelConfig(), name))
-                                          for name in common.SMALL_TRUNK_FLAGS}))
+                                          for name in SMALL_TRUNK_FIELDS}))
     flags.DEFINE_integer("steps", pre.steps, "Training steps.", flag_values=fv)
     flags.DEFINE_integer("batch_size", pre.batch_size, "Images per step.", flag_values=fv)
     flags.DEFINE_float("learning_rate", pre.learning_rate, "Adam learning rate.", flag_values=fv)
@@ -39,7 +39,7 @@ def main(fv: flags.FlagValues, args) -> None:
     from tf_rmi.training import trunk_pretraining
 
     model_cfg = ModelConfig(trunk="small", input_size=fv.input_size,
-                            **common.values(fv, common.SMALL_TRUNK_FLAGS))
+                            **common.values(fv, SMALL_TRUNK_FIELDS))
     cfg = trunk_pretraining.TrunkPretrainConfig(steps=fv.steps, batch_size=fv.batch_size,
                                                 learning_rate=fv.learning_rate, seed=fv.seed)
     source = trunk_pretraining.shapes_source_for(fv.tfrecord_dir)
