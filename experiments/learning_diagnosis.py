@@ -52,6 +52,9 @@ flags.DEFINE_bool("pretrain_trunk", False, "Pretrain the small trunk on per-cell
                   "training images (tf_rmi.training.trunk_pretraining) and train with it frozen.")
 flags.DEFINE_integer("pretrain_steps", 1500, "Trunk pretraining steps.")
 flags.DEFINE_float("pretrain_lr", 1e-3, "Trunk pretraining Adam learning rate.")
+flags.DEFINE_bool("bucket", False, "Batches from one bucket of sentence lengths "
+                  "(train.bucket_by_length).")
+flags.DEFINE_integer("dim", 64, "Width of the embedding, both LSTMs and the visual feature.")
 flags.mark_flag_as_required("name")
 
 
@@ -149,7 +152,8 @@ def main(argv):
         "shapes", data, model=FLAGS.model, weights="deeplab", trunk="small",
         small_trunk_width=16, input_size=128, iterations=FLAGS.steps,
         snapshot_every=FLAGS.steps, batch_size=FLAGS.batch, learning_rate=FLAGS.lr, seed=0,
-        visual_dim=64, embed_dim=64, lstm_units=64, mlstm_units=64, lr_decay_steps=0,
+        visual_dim=FLAGS.dim, embed_dim=FLAGS.dim, lstm_units=FLAGS.dim, mlstm_units=FLAGS.dim,
+        lr_decay_steps=0, bucket_by_length=FLAGS.bucket,
         log_every=100, eval_every=FLAGS.eval_every, small_trunk_input_scale=1 / 128,
         small_trunk_residual=True, small_trunk_aligned=True, small_trunk_norm=FLAGS.norm,
         small_trunk_standardize=FLAGS.standardize, small_trunk_context=FLAGS.context,
@@ -174,7 +178,7 @@ def main(argv):
            "flags": {f: FLAGS[f].value for f in ("kinds", "model", "steps", "train_images", "lr",
                                                  "batch", "norm", "standardize", "context",
                                                  "trunk_lr_mult", "pretrain_trunk",
-                                                 "pretrain_steps", "pretrain_lr")},
+                                                 "pretrain_steps", "pretrain_lr", "bucket", "dim")},
            "seconds": round(time.time() - start),
            "loss_per_100_steps": [round(float(np.mean(losses[i:i + 100])), 1)
                                   for i in range(0, len(losses), 100)],

@@ -84,7 +84,7 @@ def test_saved_config_carries_its_version_and_reads_back(tmp_path):
     path = cfg.save(str(tmp_path))
     with open(path) as f:
         saved = json.load(f)
-    assert saved["version"] == config.CONFIG_VERSION == 3
+    assert saved["version"] == config.CONFIG_VERSION == 4
     assert set(saved["data"]) == {"dataset", "tfrecord_dir", "vocab_file"}
     assert config.RunConfig.load(str(tmp_path)) == cfg
 
@@ -97,12 +97,12 @@ def _version_2(run_config, data_input_size, data_num_words):
     return values
 
 
-def test_a_version_2_config_with_the_models_sizes_reads_as_version_3(tmp_path):
+def test_a_version_2_config_with_the_models_sizes_reads_as_the_current_version(tmp_path):
     cfg = config.RunConfig(model=config.ModelConfig(input_size=64, num_words=6))
     (tmp_path / "config.json").write_text(json.dumps(_version_2(cfg, 64, 6)))
     loaded = config.RunConfig.load(str(tmp_path))
     assert loaded == cfg and (loaded.model.input_size, loaded.model.num_words) == (64, 6)
-    loaded.save(str(tmp_path))  # written back as version 3, data's copies gone
+    loaded.save(str(tmp_path))  # written back as the current version, data's copies gone
     assert json.loads((tmp_path / "config.json").read_text()) == cfg.to_dict()
 
 
@@ -152,9 +152,15 @@ def test_a_missing_field_with_no_migration_is_refused_by_name():
         config.RunConfig.from_dict(current)
 
 
+def test_a_version_3_config_batches_in_stream_order():
+    values = dict(config.RunConfig().to_dict(), version=3)
+    del values["train"]["bucket_by_length"]
+    assert config.RunConfig.from_dict(values).train.bucket_by_length is False
+
+
 def test_a_newer_config_version_is_refused():
-    values = dict(config.RunConfig().to_dict(), version=4)
-    with pytest.raises(ValueError, match="config version 4, newer than this tf_rmi reads \\(3\\)"):
+    values = dict(config.RunConfig().to_dict(), version=5)
+    with pytest.raises(ValueError, match="config version 5, newer than this tf_rmi reads \\(4\\)"):
         config.RunConfig.from_dict(values)
 
 

@@ -23,7 +23,8 @@ CONFIG_FLAGS = ("dataset", "tfrecord_dir", "vocab_file", "model", "weights", "tr
                 "mlstm_units", "log_every", "lr_decay_steps", "eval_every", "eval_split",
                 "eval_max_expressions", "small_trunk_input_scale", "small_trunk_norm",
                 "small_trunk_residual", "small_trunk_aligned", "small_trunk_standardize",
-                "small_trunk_context", "trunk_learning_rate_mult", "deterministic")
+                "small_trunk_context", "trunk_learning_rate_mult", "deterministic",
+                "bucket_by_length")
 
 
 def define_flags(fv: flags.FlagValues) -> None:
@@ -64,6 +65,9 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_bool("deterministic", False, "Op determinism + seeds: reruns and "
                       "killed-and-resumed runs end bit-identical (slower; see README).",
                       flag_values=fv)
+    flags.DEFINE_bool("bucket_by_length", _T.bucket_by_length, "Each batch from one bucket of "
+                      "sentence lengths: fewer head steps per batch when batch_size > 1 (not "
+                      "the original's).", flag_values=fv)
     flags.DEFINE_integer("visual_dim", _M.visual_dim, "D_I: conv0 / fc1000 output channels.",
                          flag_values=fv)
     flags.DEFINE_integer("embed_dim", _M.embed_dim, "Word embedding size.", flag_values=fv)

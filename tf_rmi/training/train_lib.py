@@ -369,7 +369,8 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                       small_trunk_standardize: bool = False,
                       small_trunk_context: bool = False,
                       trunk_learning_rate_mult: float = 1.0,
-                      deterministic: bool = False, check: bool = True) -> RunConfig:
+                      deterministic: bool = False, bucket_by_length: bool = False,
+                      check: bool = True) -> RunConfig:
     """A RunConfig from plain values (what `train.py`'s flags hold).
 
     `iterations`, `snapshot_every`, `lr_decay_steps` and `keep_checkpoints`
@@ -408,6 +409,7 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                         keep_checkpoints=keep_checkpoints, seed=seed, strategy=strategy,
                         precision=precision, jit_compile=jit_compile, log_every=log_every,
                         deterministic=bool(deterministic),
+                        bucket_by_length=bool(bucket_by_length),
                         lr_decay_steps=int(lr_decay_steps), eval_every=int(eval_every or 0),
                         eval_split=eval_split, eval_max_expressions=int(eval_max_expressions or 0),
                         trunk_learning_rate_mult=float(trunk_learning_rate_mult))
@@ -976,7 +978,8 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
                                           seed=tcfg.seed, repeat=True,
                                           shuffle_buffer=tcfg.shuffle_buffer,
                                           input_size=run_config.model.input_size,
-                                          num_words=run_config.model.num_words)
+                                          num_words=run_config.model.num_words,
+                                          bucket_by_length=tcfg.bucket_by_length)
         with strategy.scope():
             model, optimizer, step_var, checkpoint = build_training_state(run_config)
         checkpoint_dir = run_dir_lib.checkpoint_dir(run_dir)
