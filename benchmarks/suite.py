@@ -404,13 +404,76 @@ def bench_demo_step(settings: Settings, num_words: Optional[int] = None) -> dict
                                            samples_per_s=batch / t["median_s"],
                                            achieved_gflops=flops[batch] / t["median_s"])
         out["models"][kind] = entry
+        out["models"][kind]["length_buckets"] = _bucketed_vs_mixed(
+            step, cfg, demo.batch_size, settings, rng)
     dtype = "float32" if settings.precision == "float32" else settings.precision.split("_")[1]
     matmul = harness.matmul_gflops(512 if settings.quick else 2048, repeats=max(5, settings.repeats),
                                    dtype=dtype)
     out["matmul"] = matmul
     for entry in out["models"].values():
-        for value in entry.values():
-            value["fraction_of_matmul_rate"] = value["achieved_gflops"] / matmul["gflops"]
+        for name, value in entry.items():
+            if name.startswith("batch_"):
+                value["fraction_of_matmul_rate"] = value["achieved_gflops"] / matmul["gflops"]
+    return out
+
+
+def shapes_sentence_lengths(num_images: int, num_words: int) -> List[int]:
+    """Words per expression (capped at T = `num_words`) of the demo's synthetic
+    training images 0..num_images-1, as the records hold them."""
+    from tf_rmi.data import shapes, text
+    from tf_rmi.recipes.demo_lib import DemoConfig
+
+    args = DemoConfig().shapes_args(num_train_images=num_images)
+    source = shapes.ShapesSource(seed=0, **args)
+    return [min(len(text.tokenize(expr.sentence)), num_words)
+            for expr in source.expressions("train")]
+
+
+def length_batches(lengths, batch: int, count: int, bucketed: bool, num_words: int, rng):
+    """`count` batches of `batch` sentence lengths drawn from `lengths`: mixed
+    (any lengths, as `train_dataset`) or each from one bucket of
+    `pipeline.length_bucket_boundaries` (as with `bucket_by_length`); a
+    bucket is chosen with the probability of its share of the sentences."""
+    import numpy as np
+
+    from tf_rmi.data.pipeline import length_bucket_boundaries
+
+    lengths = np.asarray(lengths)
+    buckets = np.searchsorted(length_bucket_boundaries(num_words), lengths, side="right")
+    batches = []
+    for _ in range(count):
+        pool = lengths
+        if bucketed:
+            pool = lengths[buckets == buckets[rng.integers(len(lengths))]]
+        batches.append([int(n) for n in rng.choice(pool, batch)])
+    return batches
+
+
+def _bucketed_vs_mixed(step, cfg, batch: int, settings: Settings, rng) -> dict:
+    """Mean time per training step over the same number of batches of the
+    synthetic set's sentence lengths, mixed vs bucketed by length
+    (`train.bucket_by_length`), interleaved. The head runs a step while any
+    sentence of the batch has a word there, so a batch costs its longest
+    sentence's steps."""
+    import tensorflow as tf
+
+    lengths = shapes_sentence_lengths(20 if settings.quick else 150, cfg.num_words)
+    count = 4 if settings.quick else 24
+    size = cfg.input_size
+    images = tf.random.normal([batch, size, size, 3], seed=2) * 50.0
+    mask = tf.cast(tf.random.uniform([batch, size, size, 1], seed=3) > 0.9, tf.float32)
+    fns, longest = {}, {}
+    for name, bucketed in (("mixed", False), ("bucketed", True)):
+        batches = length_batches(lengths, batch, count, bucketed, cfg.num_words, rng)
+        words = [tf.constant(front_padded_words(cfg.num_words, b, cfg.vocab_size))
+                 for b in batches]
+        longest[name] = sum(max(b) for b in batches) / count
+        fns[name] = (lambda words=words: [step(images, w, mask).numpy() for w in words])
+    timings = harness.interleaved_compare(fns, warmup=1, repeats=settings.repeats)
+    out = {name: dict(step_s=timings[name]["median_s"] / count,
+                      mean_longest_sentence=longest[name]) for name in fns}
+    out["speedup"] = timings["mixed"]["median_s"] / timings["bucketed"]["median_s"]
+    out["batches"] = count
     return out
 
 
@@ -854,6 +917,24 @@ def summary_markdown(results: dict) -> str:
                   f"(no optimizer) {_fmt(parts['forward_backward'])} s",
                   f"- profile by op type: {ops}",
                   f"- FLOPs counted by: {r['flop_count_method']}", ""]
+    if "demo_step" in results:
+        r = results["demo_step"]
+        lines += ["## The demo's training step (tf_rmi.recipes.demo_lib.DemoConfig)", ""]
+        for kind, entry in r["models"].items():
+            timed = ", ".join(f"batch {k.split('_')[1]} {1000 * v['median_s']:.0f} ms "
+                              f"({100 * v['fraction_of_matmul_rate']:.0f}% of the matmul rate)"
+                              for k, v in entry.items() if k.startswith("batch_"))
+            lines.append(f"- {kind}: {timed}")
+            buckets = entry.get("length_buckets")
+            if buckets:
+                lines.append(
+                    f"- {kind}, {buckets['batches']} batches of the synthetic set's sentence "
+                    f"lengths: mixed {1000 * buckets['mixed']['step_s']:.0f} ms per step "
+                    f"(longest sentence {buckets['mixed']['mean_longest_sentence']:.1f} words "
+                    f"on average), bucketed by length {1000 * buckets['bucketed']['step_s']:.0f} "
+                    f"ms ({buckets['bucketed']['mean_longest_sentence']:.1f} words): "
+                    f"{buckets['speedup']:.2f}x")
+        lines.append("")
     if "eval" in results:
         r = results["eval"]
         e2e = r["end_to_end"]

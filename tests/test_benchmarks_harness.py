@@ -171,6 +171,26 @@ def test_demo_step_benchmark_runs_both_models_at_two_batches():
         assert small["samples_per_s"] > 0 and 0 < small["fraction_of_matmul_rate"]
     assert result["models"]["RMI"][f"batch_{b1}"]["gflop_step"] > \
         result["models"]["LSTM"][f"batch_{b1}"]["gflop_step"]
+    buckets = result["models"]["RMI"]["length_buckets"]
+    assert buckets["bucketed"]["step_s"] > 0 and buckets["mixed"]["step_s"] > 0
+    assert (buckets["bucketed"]["mean_longest_sentence"]
+            <= buckets["mixed"]["mean_longest_sentence"])
+    results = dict(_fake_results(quick=True), demo_step=result)
+    assert "bucketed by length" in suite.summary_markdown(results)
+
+
+def test_length_batches_draw_each_bucketed_batch_from_one_bucket():
+    import numpy as np
+
+    from tf_rmi.data.pipeline import length_bucket_boundaries
+
+    lengths = list(range(1, 21)) * 5
+    rng = np.random.default_rng(0)
+    bounds = length_bucket_boundaries(20)
+    for batch in suite.length_batches(lengths, 8, 30, True, 20, rng):
+        assert len(set(np.searchsorted(bounds, batch, side="right"))) == 1
+    mixed = suite.length_batches(lengths, 8, 30, False, 20, rng)
+    assert any(len(set(np.searchsorted(bounds, b, side="right"))) > 1 for b in mixed)
 
 
 def test_head_benchmark_functions_compute_every_gradient_when_traced():

@@ -154,3 +154,51 @@ def test_input_context_reads_only_its_own_shards(tfrecord_dir):
     dataset = pipeline.train_dataset(_cfg(tfrecord_dir), "train", batch_size=2, seed=0,
                                      repeat=False, input_context=context, **SHAPE)
     assert sorted(_ids(dataset)) == [1, 4, 7, 10]  # shard 1 holds records n % 3 == 1
+
+
+@pytest.fixture(scope="module")
+def mixed_length_dir(tmp_path_factory):
+    """36 training records, record n with 1 + n % T words (front-padded)."""
+    root = str(tmp_path_factory.mktemp("mixed_lengths"))
+    directory = os.path.join(root, "shapes")
+    records = []
+    for n in range(36):
+        image = np.full((SIZE, SIZE, 3), n, np.uint8)
+        length = 1 + n % T
+        words = np.array([0] * (T - length) + [4] * length, np.int32)
+        records.append((image, np.zeros((SIZE, SIZE), bool), words, True))
+    _write_split(directory, "train", records, num_shards=2)
+    write_manifest(directory, SIZE, dataset="shapes", vocab_file="vocab.txt",
+                   splits={"train": {"count": 36, "shards": []}})
+    return root
+
+
+def test_length_buckets_cover_every_length_once():
+    assert pipeline.length_bucket_boundaries(20) == [3, 5, 7, 9, 11, 13, 15, 17, 19]
+    assert pipeline.length_bucket_boundaries(5) == [3, 5]
+
+
+def test_bucketed_batches_hold_one_bucket_of_lengths_each(mixed_length_dir):
+    dataset = pipeline.train_dataset(_cfg(mixed_length_dir), "train", batch_size=3, seed=2,
+                                     repeat=False, bucket_by_length=True, **SHAPE)
+    batches = list(dataset)
+    bucket_of = {1: 0, 2: 0, 3: 1, 4: 1, 5: 2}  # boundaries [3, 5] for T = 5
+    for features, _ in batches:
+        lengths = np.count_nonzero(features["words"].numpy(), axis=1)
+        assert len({bucket_of[n] for n in lengths}) == 1, lengths
+    ids = _ids(batches)
+    # One epoch: no record twice; whole batches only. The buckets hold 15, 14 and 7
+    # records, so 15 + 12 + 6 are batched and each bucket's remainder is dropped.
+    assert len(ids) == len(set(ids)) == 33
+    mixed = pipeline.train_dataset(_cfg(mixed_length_dir), "train", batch_size=3, seed=2,
+                                   repeat=False, **SHAPE)
+    assert any(len({bucket_of[n] for n in np.count_nonzero(f["words"].numpy(), axis=1)}) > 1
+               for f, _ in mixed)  # without buckets, batches mix lengths
+
+
+def test_bucketed_stream_is_deterministic_for_a_seed(mixed_length_dir):
+    def order(seed):
+        return _ids(pipeline.train_dataset(_cfg(mixed_length_dir), "train", batch_size=4,
+                                           seed=seed, bucket_by_length=True, **SHAPE).take(12))
+
+    assert order(3) == order(3) != order(4)

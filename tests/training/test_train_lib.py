@@ -235,6 +235,24 @@ def test_training_lowers_the_loss_on_a_learnable_task(tfrecord_dir, tmp_path):
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
 
 
+def test_bucket_by_length_reaches_the_training_stream_and_config_json(tfrecord_dir, tmp_path,
+                                                                      monkeypatch):
+    from tf_rmi.data import pipeline
+
+    seen = []
+    real = pipeline.train_dataset
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("bucket_by_length"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "train_dataset", spy)
+    config = tiny_run_config(tfrecord_dir, iterations=3, snapshot_every=3, bucket_by_length=True)
+    summary = train_lib.train(config, str(tmp_path), progress=False)
+    assert seen == [True] and summary["step"] == 3 and np.isfinite(summary["final_loss"])
+    assert RunConfig.load(str(tmp_path)).train.bucket_by_length is True
+
+
 def test_config_json_holds_the_resolved_run_config(uninterrupted_run):
     run_dir, summary = uninterrupted_run
     saved = RunConfig.load(run_dir)
