@@ -259,14 +259,15 @@ def bench_head(settings: Settings) -> dict:
 # ------------------------------------------------------------- training step
 
 
-def make_train_step(model, optimizer, jit_compile: bool = False):
+def make_train_step(model, optimizer, jit_compile: bool = False, trunk_features=None):
     """`train_lib.make_train_step` (the step `train` runs) on one device, with
     the release's recipe (`TrainConfig()`: weight decay, bias gradients
     doubled) and the batch's own size as the global batch.
 
     Returns (step(images, words, mask) -> total loss float32 [], the library's
     `forward_backward(images, words, mask) -> (cls_loss, reg_loss, grads,
-    counts)` tf.function, no update).
+    counts)` tf.function, no update). With `trunk_features` (a frozen trunk's
+    cached outputs, `train.cache_trunk_features`), `images` are rows of it.
     """
     import tensorflow as tf
 
@@ -274,11 +275,13 @@ def make_train_step(model, optimizer, jit_compile: bool = False):
     from tf_rmi.config import TrainConfig
 
     train_step = train_lib.make_train_step(model, optimizer,
-                                           TrainConfig(jit_compile=jit_compile))
+                                           TrainConfig(jit_compile=jit_compile),
+                                           trunk_features=trunk_features)
+    key = "images" if trunk_features is None else "trunk_row"
 
     @tf.function
     def step(images, words, mask):
-        cls_loss, reg_loss, _, _ = train_step.step({"images": images, "words": words}, mask)
+        cls_loss, reg_loss, _, _ = train_step.step({key: images, "words": words}, mask)
         return cls_loss + reg_loss
 
     return step, train_step.forward_backward
@@ -404,8 +407,14 @@ def bench_demo_step(settings: Settings, num_words: Optional[int] = None) -> dict
                                            samples_per_s=batch / t["median_s"],
                                            achieved_gflops=flops[batch] / t["median_s"])
         out["models"][kind] = entry
+        cached_step = None
+        if demo.pretrain_trunk:  # the demo caches its frozen trunk's outputs
+            size = cfg.input_size
+            cached_images = tf.random.normal([demo.batch_size, size, size, 3], seed=2) * 50.0
+            cached_step = make_train_step(model, optimizer, settings.jit_compile,
+                                          trunk_features=model.trunk(cached_images))[0]
         out["models"][kind]["length_buckets"] = _bucketed_vs_mixed(
-            step, cfg, demo.batch_size, settings, rng)
+            step, cfg, demo.batch_size, settings, rng, cached_step)
     dtype = "float32" if settings.precision == "float32" else settings.precision.split("_")[1]
     matmul = harness.matmul_gflops(512 if settings.quick else 2048, repeats=max(5, settings.repeats),
                                    dtype=dtype)
@@ -449,12 +458,15 @@ def length_batches(lengths, batch: int, count: int, bucketed: bool, num_words: i
     return batches
 
 
-def _bucketed_vs_mixed(step, cfg, batch: int, settings: Settings, rng) -> dict:
+def _bucketed_vs_mixed(step, cfg, batch: int, settings: Settings, rng,
+                       cached_step=None) -> dict:
     """Mean time per training step over the same number of batches of the
     synthetic set's sentence lengths, mixed vs bucketed by length
     (`train.bucket_by_length`), interleaved. The head runs a step while any
     sentence of the batch has a word there, so a batch costs its longest
-    sentence's steps."""
+    sentence's steps. With `cached_step` (the step on cached trunk outputs,
+    `train.cache_trunk_features`), also "bucketed_cached": the bucketed
+    batches without the trunk's forward pass."""
     import tensorflow as tf
 
     lengths = shapes_sentence_lengths(20 if settings.quick else 150, cfg.num_words)
@@ -469,10 +481,18 @@ def _bucketed_vs_mixed(step, cfg, batch: int, settings: Settings, rng) -> dict:
                  for b in batches]
         longest[name] = sum(max(b) for b in batches) / count
         fns[name] = (lambda words=words: [step(images, w, mask).numpy() for w in words])
+        if bucketed and cached_step is not None:
+            rows = tf.range(batch)
+            longest["bucketed_cached"] = longest[name]
+            fns["bucketed_cached"] = (lambda words=words: [cached_step(rows, w, mask).numpy()
+                                                           for w in words])
     timings = harness.interleaved_compare(fns, warmup=1, repeats=settings.repeats)
     out = {name: dict(step_s=timings[name]["median_s"] / count,
                       mean_longest_sentence=longest[name]) for name in fns}
     out["speedup"] = timings["mixed"]["median_s"] / timings["bucketed"]["median_s"]
+    if "bucketed_cached" in timings:
+        out["speedup_cached"] = (timings["mixed"]["median_s"]
+                                 / timings["bucketed_cached"]["median_s"])
     out["batches"] = count
     return out
 
@@ -933,7 +953,11 @@ def summary_markdown(results: dict) -> str:
                     f"(longest sentence {buckets['mixed']['mean_longest_sentence']:.1f} words "
                     f"on average), bucketed by length {1000 * buckets['bucketed']['step_s']:.0f} "
                     f"ms ({buckets['bucketed']['mean_longest_sentence']:.1f} words): "
-                    f"{buckets['speedup']:.2f}x")
+                    f"{buckets['speedup']:.2f}x"
+                    + (f"; bucketed on cached trunk outputs "
+                       f"{1000 * buckets['bucketed_cached']['step_s']:.0f} ms: "
+                       f"{buckets['speedup_cached']:.2f}x" if "speedup_cached" in buckets
+                       else ""))
         lines.append("")
     if "eval" in results:
         r = results["eval"]

@@ -208,6 +208,9 @@ class TrainConfig:
     # not as its longest one. Not the original's (batch 1, where it changes
     # nothing); the demo's batches of 16 train about twice as fast with it.
     bucket_by_length: bool = False
+    # A frozen trunk's outputs computed once per training image and looked up
+    # by the step (training/trunk_cache.py); one device only, features in memory.
+    cache_trunk_features: bool = False
     seed: int = 0
     strategy: str = "default"  # "default", "mirrored" or "multi_worker"
     precision: str = "float32"  # or "mixed_float16", "mixed_bfloat16"
@@ -291,6 +294,14 @@ class RunConfig:
                             ("train.trunk_learning_rate_mult", t.trunk_learning_rate_mult)):
             if not (_is_number(value) and value > 0):
                 raise ConfigError(name, f"must be positive, got {value!r}")
+        if t.cache_trunk_features and not (m.trunk == "resnet101" or t.pretrained):
+            raise ConfigError("train.cache_trunk_features", (
+                "needs a frozen trunk (resnet101, or a pretrained small trunk), got a small "
+                "trunk trained from scratch: set train.pretrained or turn the cache off"))
+        if t.cache_trunk_features and t.strategy != "default":
+            raise ConfigError("train.cache_trunk_features", (
+                f"works on one device (strategy 'default'), got {t.strategy!r}: turn the "
+                "cache off"))
         if t.trunk_learning_rate_mult != 1.0 and m.trunk != "small":
             raise ConfigError("train.trunk_learning_rate_mult", (
                 f"needs trunk='small', got {t.trunk_learning_rate_mult} with the {m.trunk} "
@@ -456,6 +467,8 @@ _MIGRATIONS: Dict[int, Tuple[Union[Migration, Removal], ...]] = {
     3: (
         Migration("train", "bucket_by_length", False, "44e73ff",
                   "batches in stream order, whatever their sentences' lengths"),
+        Migration("train", "cache_trunk_features", False, "44e73ff",
+                  "the trunk ran on every batch's images"),
     ),
 }
 

@@ -24,7 +24,7 @@ CONFIG_FLAGS = ("dataset", "tfrecord_dir", "vocab_file", "model", "weights", "tr
                 "eval_max_expressions", "small_trunk_input_scale", "small_trunk_norm",
                 "small_trunk_residual", "small_trunk_aligned", "small_trunk_standardize",
                 "small_trunk_context", "trunk_learning_rate_mult", "deterministic",
-                "bucket_by_length")
+                "bucket_by_length", "cache_trunk_features")
 
 
 def define_flags(fv: flags.FlagValues) -> None:
@@ -68,6 +68,9 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_bool("bucket_by_length", _T.bucket_by_length, "Each batch from one bucket of "
                       "sentence lengths: fewer head steps per batch when batch_size > 1 (not "
                       "the original's).", flag_values=fv)
+    flags.DEFINE_bool("cache_trunk_features", _T.cache_trunk_features, "Run the frozen trunk "
+                      "once per training image and keep its outputs in memory (one device).",
+                      flag_values=fv)
     flags.DEFINE_integer("visual_dim", _M.visual_dim, "D_I: conv0 / fc1000 output channels.",
                          flag_values=fv)
     flags.DEFINE_integer("embed_dim", _M.embed_dim, "Word embedding size.", flag_values=fv)

@@ -174,7 +174,8 @@ def sentence_length(words: tf.Tensor) -> tf.Tensor:
 def train_dataset(data_cfg, split: str, batch_size: int, seed: int, repeat: bool = True,
                   shuffle_buffer: int = 1000, input_context: Optional[tf.distribute.InputContext] = None,
                   *, input_size: int, num_words: int,
-                  bucket_by_length: bool = False) -> tf.data.Dataset:
+                  bucket_by_length: bool = False,
+                  trunk_rows: Optional[tf.lookup.StaticHashTable] = None) -> tf.data.Dataset:
     """Shuffled, batched training pairs at the model's `input_size` (S) and
     `num_words` (T) (`train_examples`).
 
@@ -194,6 +195,11 @@ def train_dataset(data_cfg, split: str, batch_size: int, seed: int, repeat: bool
     a word there (front padding), so a batch of B sentences costs about as
     many steps as its longest one: the demo's batches of 16 mixed lengths run
     about twice the steps of their mean length.
+
+    `trunk_rows` (image id -> row of a `trunk_cache.TrunkFeatureCache`):
+    features carry `"trunk_row"` int32 [N] instead of `"images"` (the frozen
+    trunk's output is looked up, not recomputed). A record whose image is
+    not in the table fails with its image id named.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -202,9 +208,18 @@ def train_dataset(data_cfg, split: str, batch_size: int, seed: int, repeat: bool
                               input_size=input_size, num_words=num_words)
 
     def to_pair(example):
-        image = tf.ensure_shape(example["image"], [input_size, input_size, 3])
         mask = tf.ensure_shape(example["mask"], [input_size, input_size])
-        features = {"images": image_ops.caffe_preprocess_tf(image), "words": example["words"]}
+        if trunk_rows is None:
+            image = tf.ensure_shape(example["image"], [input_size, input_size, 3])
+            features = {"images": image_ops.caffe_preprocess_tf(image)}
+        else:
+            row = trunk_rows.lookup(example["image_id"])
+            known = tf.debugging.Assert(row >= 0, [
+                "Image", example["image_id"], "of the training records is not in the trunk "
+                "feature cache (built from other records?)"])
+            with tf.control_dependencies([known]):
+                features = {"trunk_row": tf.identity(row)}
+        features["words"] = example["words"]
         return features, tf.cast(mask, tf.float32)[:, :, tf.newaxis]
 
     pairs = examples.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

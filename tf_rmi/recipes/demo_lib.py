@@ -72,6 +72,9 @@ class DemoConfig:
     # the RMI step then runs about as many word steps as its sentences have,
     # not as the longest of 16 mixed ones (2.3x faster, benchmarks/README.md).
     bucket_by_length: bool = True
+    # The frozen pretrained trunk's outputs computed once per training image
+    # (train.cache_trunk_features): the step runs the head only.
+    cache_trunk_features: bool = True
     learning_rate: float = 1e-2  # RMI
     # Chosen on val for each head separately (issue 10): the LSTM baseline is
     # best at a lower rate with the frozen pretrained trunk.
@@ -119,7 +122,9 @@ def _run_config(cfg: DemoConfig, model: str, tfrecord_dir: str,
         seed=cfg.seed, visual_dim=cfg.dim,
         embed_dim=cfg.dim, lstm_units=cfg.dim, mlstm_units=cfg.dim, lr_decay_steps=0,
         eval_every=cfg.eval_every, eval_max_expressions=cfg.eval_max_expressions,
-        bucket_by_length=cfg.bucket_by_length, small_trunk_input_scale=cfg.small_trunk_input_scale,
+        bucket_by_length=cfg.bucket_by_length,
+        cache_trunk_features=cfg.cache_trunk_features and bool(pretrained_trunk),
+        small_trunk_input_scale=cfg.small_trunk_input_scale,
         small_trunk_norm=cfg.small_trunk_norm, small_trunk_residual=cfg.small_trunk_residual,
         small_trunk_aligned=cfg.small_trunk_aligned,
         small_trunk_standardize=cfg.small_trunk_standardize,

@@ -279,7 +279,8 @@ class TrainStep(NamedTuple):
 def make_train_step(model, optimizer, train_cfg: TrainConfig,
                     strategy: Optional[tf.distribute.Strategy] = None,
                     global_batch_size: Optional[int] = None,
-                    step_var: Optional[tf.Variable] = None) -> TrainStep:
+                    step_var: Optional[tf.Variable] = None,
+                    trunk_features: Optional[tf.Tensor] = None) -> TrainStep:
     """The training step of `train` (the release's `train_op`), as a `TrainStep`.
 
     Loss: `replica_losses` (mean per-example sigmoid cross-entropy over the
@@ -297,6 +298,12 @@ def make_train_step(model, optimizer, train_cfg: TrainConfig,
     replicas (`train` passes `batch_size x replicas`). step_var: an int64
     variable incremented once per step (the checkpointed step), or None.
     `train_cfg.jit_compile` XLA-compiles `forward_backward`.
+
+    trunk_features: a frozen trunk's outputs, [num_images, h, w, C]
+    (`trunk_cache.TrunkFeatureCache.features`); the features of each batch
+    then carry `"trunk_row"` [N] (rows of it) instead of `"images"`, and
+    `forward_backward`'s first argument is those rows: the step runs the
+    visual projection and the head only.
     """
     if strategy is None:
         strategy = tf.distribute.get_strategy()
@@ -311,7 +318,11 @@ def make_train_step(model, optimizer, train_cfg: TrainConfig,
         batch = (global_batch_size if global_batch_size is not None
                  else int(images.shape[0]) * num_replicas)
         with tf.GradientTape() as tape:
-            outputs = model((images, words), training=True)
+            if trunk_features is None:
+                outputs = model((images, words), training=True)
+            else:  # `images` holds rows of the cached trunk outputs
+                cached = tf.cast(tf.gather(trunk_features, images), model.compute_dtype)
+                outputs = model.segment(model.visual_proj(cached), words)
             logits = tf.cast(outputs["logits"], tf.float32)
             cls_loss, reg_loss = replica_losses(logits, mask, decayed_kernels,
                                                 train_cfg.weight_decay, batch, num_replicas)
@@ -321,8 +332,8 @@ def make_train_step(model, optimizer, train_cfg: TrainConfig,
         return cls_loss, reg_loss, grads, accuracy_counts(logits, mask)
 
     def replica_step(features, mask, stop):
-        cls_loss, reg_loss, grads, counts = forward_backward(
-            features["images"], features["words"], mask)
+        inputs = features["images"] if trunk_features is None else features["trunk_row"]
+        cls_loss, reg_loss, grads, counts = forward_backward(inputs, features["words"], mask)
         apply_update(optimizer, grads, variables, bias_variables, train_cfg.bias_lr_mult)
         return cls_loss, reg_loss, counts, tf.identity(stop)
 
@@ -370,7 +381,7 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                       small_trunk_context: bool = False,
                       trunk_learning_rate_mult: float = 1.0,
                       deterministic: bool = False, bucket_by_length: bool = False,
-                      check: bool = True) -> RunConfig:
+                      cache_trunk_features: bool = False, check: bool = True) -> RunConfig:
     """A RunConfig from plain values (what `train.py`'s flags hold).
 
     `iterations`, `snapshot_every`, `lr_decay_steps` and `keep_checkpoints`
@@ -410,6 +421,7 @@ def config_from_flags(dataset: str, tfrecord_dir: str, model: str = "RMI", weigh
                         precision=precision, jit_compile=jit_compile, log_every=log_every,
                         deterministic=bool(deterministic),
                         bucket_by_length=bool(bucket_by_length),
+                        cache_trunk_features=bool(cache_trunk_features),
                         lr_decay_steps=int(lr_decay_steps), eval_every=int(eval_every or 0),
                         eval_split=eval_split, eval_max_expressions=int(eval_max_expressions or 0),
                         trunk_learning_rate_mult=float(trunk_learning_rate_mult))
@@ -953,6 +965,7 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
     unwritable or full run directory, named with the fix; nothing half-written).
     """
     from tf_rmi.data import pipeline
+    from tf_rmi.training import trunk_cache
 
     started = time.time()
     run_config = resolve_vocab_size(run_config).validate()
@@ -989,13 +1002,27 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
             checkpoint.restore(latest).assert_existing_objects_matched()
         elif tcfg.pretrained:
             pretrained_summary = _load_pretrained(model, run_config).summary()
+        trunk_features = None
+        if tcfg.cache_trunk_features:  # after the trunk weights are final
+            cache = trunk_cache.build_trunk_cache(
+                model, run_config.data, split, input_size=run_config.model.input_size,
+                num_words=run_config.model.num_words)
+            trunk_features = cache.features
+            dataset = pipeline.train_dataset(run_config.data, split, batch_size=global_batch,
+                                             seed=tcfg.seed, repeat=True,
+                                             shuffle_buffer=tcfg.shuffle_buffer,
+                                             input_size=run_config.model.input_size,
+                                             num_words=run_config.model.num_words,
+                                             bucket_by_length=tcfg.bucket_by_length,
+                                             trunk_rows=cache.lookup_table())
         start_step = int(step_var.numpy())
         end_step = tcfg.iterations if max_steps is None else min(tcfg.iterations, max_steps)
         iterator = iter(distributed_input(dataset, strategy, start_step, tcfg.strategy))
         # The replica step: the loss, gradients and update of the release (make_train_step).
         distributed_step = make_train_step(model, optimizer, tcfg, strategy=strategy,
                                            global_batch_size=global_batch,
-                                           step_var=step_var).step
+                                           step_var=step_var,
+                                           trunk_features=trunk_features).step
         validator = Validator(model, run_config, run_dir, tf.train.Checkpoint(model=model))
         if not is_chief:
             validator.every = 0  # the chief validates; the others wait at the next step
@@ -1029,7 +1056,7 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
                                        "accuracy/positive": acc_pos,
                                        "accuracy/negative": acc_neg},
                                 lambda at: _write_image_summaries(model, strategy, features,
-                                                                  mask, at))
+                                                                  mask, at, trunk_features))
                 # Single-process strategies stop on their own signal; workers on the
                 # all-reduced one (all of them then stop after this same step).
                 preempted = bool(stop_any.numpy()) if tcfg.strategy == "multi_worker" \
@@ -1064,13 +1091,21 @@ def train(run_config: RunConfig, run_dir: str, progress: bool = True,
         if saver is not None:
             saver.close()
 
-def _write_image_summaries(model, strategy, features, mask, step: int) -> None:
-    """Input image (de-preprocessed), ground-truth mask and probability map of a few samples."""
-    images = strategy.experimental_local_results(features["images"])[0][:SUMMARY_IMAGES]
+def _write_image_summaries(model, strategy, features, mask, step: int,
+                           trunk_features: Optional[tf.Tensor] = None) -> None:
+    """Input image (de-preprocessed), ground-truth mask and probability map of a
+    few samples; with cached trunk features (no pixels in the batch), the
+    latter two only."""
     words = strategy.experimental_local_results(features["words"])[0][:SUMMARY_IMAGES]
     masks = strategy.experimental_local_results(mask)[0][:SUMMARY_IMAGES]
-    outputs = model((images, words), training=False)
+    if trunk_features is None:
+        images = strategy.experimental_local_results(features["images"])[0][:SUMMARY_IMAGES]
+        outputs = model((images, words), training=False)
+        write_images("input", deprocess_images(images), step)
+    else:
+        rows = strategy.experimental_local_results(features["trunk_row"])[0][:SUMMARY_IMAGES]
+        cached = tf.cast(tf.gather(trunk_features, rows), model.compute_dtype)
+        outputs = model.segment(model.visual_proj(cached), words)
     probabilities = tf.cast(outputs["probabilities"], tf.float32)
-    write_images("input", deprocess_images(images), step)
     write_images("ground_truth", tf.cast(masks, tf.float32), step)
     write_images("probability", probabilities, step)
