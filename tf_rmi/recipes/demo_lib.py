@@ -66,7 +66,7 @@ class DemoConfig:
     # words, as the original release cuts them) traces and trains faster: for
     # smoke runs such as the tests'.
     num_words: int = 20
-    steps: int = 4000
+    steps: int = 3000
     batch_size: int = 16
     # Each batch from one bucket of sentence lengths (train.bucket_by_length):
     # the RMI step then runs about as many word steps as its sentences have,
